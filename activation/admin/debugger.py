@@ -1,0 +1,105 @@
+"""The event debugger: stored events of a source, newest first, in Segment shape plus an
+`enrichment` object; keyset cursors walk every stored event exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from activation.admin.cursor import decode_cursor, encode_cursor
+from activation.db import Database
+
+_EVENT_COLUMNS = (
+    "message_id, type, event, name, category, user_id, anonymous_id, group_id, previous_id, timestamp, "
+    "original_timestamp, sent_at, received_at, timestamp_clamped, properties, traits, context, integrations, "
+    "ua_browser, ua_browser_version, ua_os, ua_os_version, ua_device_type, ua_device_brand, ua_device_model, "
+    "is_bot, geo_country, geo_region, geo_city, geo_postal_code, geo_timezone, geo_latitude, geo_longitude, "
+    "geo_asn, geo_as_org, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_type, click_id, "
+    "referrer_domain, referrer_medium, ip"
+)
+_REJECTED_COLUMNS = "received_at, reason, detail, batch_index, message_id, payload"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _json(text: str) -> Any:
+    return orjson.loads(text) if text else {}
+
+
+def segment_shape(row: dict[str, Any]) -> dict[str, Any]:
+    kind = row["type"]
+    event: dict[str, Any] = {"messageId": row["message_id"], "type": kind}
+    for key, column in (("event", "event"), ("name", "name"), ("category", "category"), ("userId", "user_id"),
+                        ("anonymousId", "anonymous_id"), ("groupId", "group_id"), ("previousId", "previous_id")):
+        if row[column]:
+            event[key] = row[column]
+    event.update({
+        "timestamp": _iso(row["timestamp"]), "originalTimestamp": _iso(row["original_timestamp"]),
+        "sentAt": _iso(row["sent_at"]), "receivedAt": _iso(row["received_at"]),
+        "context": _json(row["context"]), "integrations": _json(row["integrations"]),
+    })  # fmt: skip
+    if kind in ("identify", "group"):
+        event["traits"] = _json(row["traits"])
+    else:
+        event["properties"] = _json(row["properties"])
+    event["enrichment"] = _enrichment(row)
+    return event
+
+
+def _enrichment(row: dict[str, Any]) -> dict[str, Any]:
+    pick = lambda *names: {n.split("_", 1)[1]: row[n] for n in names}  # noqa: E731
+    return {
+        "userAgent": pick("ua_browser", "ua_browser_version", "ua_os", "ua_os_version", "ua_device_type",
+                          "ua_device_brand", "ua_device_model"),
+        "geo": pick("geo_country", "geo_region", "geo_city", "geo_postal_code", "geo_timezone", "geo_latitude",
+                    "geo_longitude", "geo_asn", "geo_as_org"),
+        "campaign": pick("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type",
+                         "click_id"),
+        "referrer": {"domain": row["referrer_domain"], "medium": row["referrer_medium"]},
+        "isBot": bool(row["is_bot"]),
+        "timestampClamped": bool(row["timestamp_clamped"]),
+        "ip": row["ip"],
+    }  # fmt: skip
+
+
+async def list_events(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    key = decode_cursor(cursor, 2)
+    where = "source_id = {s:String}"
+    params: dict[str, Any] = {"s": source_id, "n": limit}
+    if key is not None:
+        where += " AND (received_at, message_id) < (toDateTime64({t:String}, 3, 'UTC'), {m:String})"
+        params.update(t=str(key[0]), m=str(key[1]))
+    rows = await db.dicts(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} "
+        "ORDER BY received_at DESC, message_id DESC LIMIT {n:UInt32}",
+        params,
+    )
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["message_id"]])
+    return {"data": [segment_shape(r) for r in rows], "next_cursor": next_cursor}
+
+
+async def list_rejected(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    key = decode_cursor(cursor, 2)
+    where = "source_id = {s:String}"
+    params: dict[str, Any] = {"s": source_id, "n": limit}
+    if key is not None:
+        where += " AND (received_at, ingest_id) < (toDateTime64({t:String}, 3, 'UTC'), {i:String})"
+        params.update(t=str(key[0]), i=str(key[1]))
+    rows = await db.dicts(
+        f"SELECT {_REJECTED_COLUMNS}, ingest_id FROM rejected_events WHERE {where} "
+        "ORDER BY received_at DESC, ingest_id DESC LIMIT {n:UInt32}",
+        params,
+    )
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["ingest_id"]])
+    data = [{**{k: v for k, v in r.items() if k != "ingest_id"}, "received_at": _iso(r["received_at"])} for r in rows]
+    return {"data": data, "next_cursor": next_cursor}

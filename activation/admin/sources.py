@@ -1,0 +1,104 @@
+"""Sources: the write keys websites and apps send with, and their ingestion policy."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from activation.admin.errors import ApiError, not_found
+from activation.db import Database
+
+IP_POLICIES = ("keep", "truncate", "drop")
+DEFAULT_RATE_LIMIT_PER_S = 1000
+COLUMNS = ["id", "name", "write_key", "allowed_origins", "ip_policy", "rate_limit_per_s", "retention_days",
+           "enabled", "deleted", "created_at", "updated_at", "version"]  # fmt: skip
+_EDITABLE = {"name": str, "allowed_origins": list, "ip_policy": str, "rate_limit_per_s": int,
+             "retention_days": int, "enabled": bool}  # fmt: skip
+
+
+def new_write_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def validate(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
+    """Check editable fields; raise ApiError with per-field messages."""
+    errors: dict[str, str] = {}
+    unknown = set(fields) - set(_EDITABLE)
+    errors.update({name: "unknown field" for name in unknown})
+    for name, kind in _EDITABLE.items():
+        if name in fields and (not isinstance(fields[name], kind) or isinstance(fields[name], bool) != (kind is bool)):
+            errors[name] = f"must be {kind.__name__}"
+    if creating and not str(fields.get("name", "")).strip():
+        errors["name"] = "required"
+    if "ip_policy" in fields and fields["ip_policy"] not in IP_POLICIES:
+        errors["ip_policy"] = f"must be one of {list(IP_POLICIES)}"
+    if isinstance(fields.get("allowed_origins"), list) and not all(isinstance(o, str) for o in fields["allowed_origins"]):
+        errors["allowed_origins"] = "must be a list of origins"
+    for name in ("rate_limit_per_s", "retention_days"):
+        if isinstance(fields.get(name), int) and not 0 <= fields[name] <= 1_000_000:
+            errors[name] = "must be between 0 and 1000000"
+    if errors:
+        raise ApiError(400, "invalid_source", "the source has invalid fields", errors)
+    return fields
+
+
+class SourceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, source_id: str) -> dict[str, Any]:
+        rows = await self.db.dicts(
+            "SELECT * FROM sources FINAL WHERE id = {id:String} AND deleted = 0", {"id": source_id}
+        )
+        if not rows:
+            raise not_found("source")
+        return rows[0]
+
+    async def list(self, after: str, limit: int) -> list[dict[str, Any]]:
+        return await self.db.dicts(
+            "SELECT * FROM sources FINAL WHERE deleted = 0 AND id > {after:String} ORDER BY id LIMIT {n:UInt32}",
+            {"after": after, "n": limit},
+        )
+
+    async def _write(self, source: dict[str, Any]) -> dict[str, Any]:
+        source = {**source, "updated_at": datetime.now(UTC), "version": time.time_ns()}
+        await self.db.insert("sources", [[source[c] for c in COLUMNS]], COLUMNS)
+        return source
+
+    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        validate(fields, creating=True)
+        now = datetime.now(UTC)
+        source = {"id": "src_" + uuid.uuid4().hex[:20], "write_key": new_write_key(), "allowed_origins": [],
+                  "ip_policy": "keep", "rate_limit_per_s": DEFAULT_RATE_LIMIT_PER_S, "retention_days": 0,
+                  "enabled": True, "deleted": 0, "created_at": now, **fields}  # fmt: skip
+        source["name"] = str(source["name"]).strip()
+        return await self._write(source)
+
+    async def update(self, source_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        validate(fields, creating=False)
+        return await self._write({**await self.get(source_id), **fields})
+
+    async def rotate_key(self, source_id: str) -> dict[str, Any]:
+        return await self._write({**await self.get(source_id), "write_key": new_write_key()})
+
+    async def delete(self, source_id: str) -> None:
+        await self._write({**await self.get(source_id), "deleted": 1, "enabled": False})
+
+    async def ensure_default(self) -> dict[str, Any] | None:
+        """Create the ready-made default source on first start; return it if created now."""
+        if (await self.db.rows("SELECT count() FROM sources FINAL"))[0][0]:
+            return None
+        return await self.create({"name": "Default"})
+
+
+def public(source: dict[str, Any]) -> dict[str, Any]:
+    """The API shape of a source."""
+    return {
+        "id": source["id"], "name": source["name"], "write_key": source["write_key"],
+        "allowed_origins": list(source["allowed_origins"]), "ip_policy": source["ip_policy"],
+        "rate_limit_per_s": int(source["rate_limit_per_s"]), "retention_days": int(source["retention_days"]),
+        "enabled": bool(source["enabled"]), "created_at": source["created_at"], "updated_at": source["updated_at"],
+    }  # fmt: skip

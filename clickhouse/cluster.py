@@ -1,0 +1,47 @@
+"""Render the single-node DDL of the migrations as its cluster variant.
+
+A `CREATE TABLE t (...) ENGINE = XMergeTree...` becomes a replicated local table `t_local` on
+every node plus a `Distributed` table `t` over it; `ALTER TABLE t` targets `t_local`. All
+statements get `ON CLUSTER`. Reads and writes keep using the plain table names.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(.*)$", re.S)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree(\(([^)]*)\))?")
+_ALTER = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
+_VIEW = re.compile(r"^CREATE (MATERIALIZED )?VIEW IF NOT EXISTS (\w+)\s+(.*)$", re.S)
+
+
+def render_cluster(statement: str, cluster: str, database: str) -> str:
+    """Return the statement(s) for a cluster named `cluster`; several are joined with ';\\n'."""
+    create = _CREATE.match(statement)
+    if create:
+        return _render_create(create.group(1), create.group(2), cluster, database)
+    alter = _ALTER.match(statement)
+    if alter:
+        return f"ALTER TABLE {alter.group(1)}_local ON CLUSTER {cluster} {alter.group(2)}"
+    view = _VIEW.match(statement)
+    if view:
+        kind = "MATERIALIZED VIEW" if view.group(1) else "VIEW"
+        return f"CREATE {kind} IF NOT EXISTS {view.group(2)} ON CLUSTER {cluster} {view.group(3)}"
+    raise ValueError(f"no cluster rendering for statement: {statement[:60]!r}")
+
+
+def _render_create(table: str, body: str, cluster: str, database: str) -> str:
+    def replicated(match: re.Match[str]) -> str:
+        flavour, args = match.group(1), (match.group(3) or "").strip()
+        path = f"'/clickhouse/tables/{{shard}}/{database}/{table}_local', '{{replica}}'"
+        return f"ENGINE = Replicated{flavour}MergeTree({path}{', ' + args if args else ''})"
+
+    local_body, count = _ENGINE.subn(replicated, body, count=1)
+    if count != 1:
+        raise ValueError(f"table {table} has no MergeTree engine to replicate")
+    local = f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {cluster} {local_body}"
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {table}_local "
+        f"ENGINE = Distributed({cluster}, {database}, {table}_local, rand())"
+    )
+    return f"{local};\n{distributed}"

@@ -1,0 +1,94 @@
+"""The collector's parts, assembled: `Collector(settings, store, redis, metrics)` gives the routes
+and a start/stop pair that the composition root calls from its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from functools import partial
+
+import redis.asyncio as aioredis
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collector.enrich.geo import GeoLookup
+from collector.http import TrackingApp
+from collector.ingest import Ingestor
+from collector.metrics import Metrics
+from collector.pipeline import build_steps
+from collector.ratelimit import RateLimiter
+from collector.settings import CollectorSettings
+from collector.sources import SourceCache
+from collector.spool import Spool
+from collector.store import EventStore
+from collector.web import STATIC, Asset, pixel, serve_asset, settings_document
+from collector.writer import Writer
+
+log = logging.getLogger("magpie.collector")
+
+
+class Collector:
+    def __init__(
+        self, settings: CollectorSettings, store: EventStore, redis: aioredis.Redis, metrics: Metrics
+    ) -> None:
+        self.settings, self.store, self.metrics = settings, store, metrics
+        self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self.sources = SourceCache(store)
+        self.ingestor = Ingestor(self.spool, build_steps(self.geo), metrics)
+        self.tracking = TrackingApp(settings, self.sources, self.ingestor, RateLimiter(), metrics)
+        self.writer = Writer(self.spool, store, redis, metrics, settings.flush_interval_ms / 1000)
+        self.tag = Asset.load(STATIC / "tag.js")
+        self._tasks: list[asyncio.Task[None]] = []
+        metrics.gauge("magpie_spool_depth_bytes", lambda: float(self.spool.depth_bytes))
+
+    async def start(self) -> None:
+        try:
+            await self.sources.refresh()
+        except Exception as exc:  # noqa: BLE001 - ClickHouse may be down at start: the spool still works
+            log.warning("could not load sources at start: %s", exc)
+        self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.sources.run())]
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Flush: let the writer drain what is committed, then stop the background tasks."""
+        self.writer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._tasks[0]), timeout_s)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.spool.close()
+        self.geo.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.writer.healthy
+
+    def routes(self) -> list[BaseRoute]:
+        tracking = self.tracking
+        return [
+            Route("/v1/projects/{write_key}/settings", self.project_settings, methods=["GET"]),
+            Route("/v1/{kind}", tracking),
+            Route("/beacon/v1/batch", tracking),
+            Route("/pixel/v1/{kind}", partial(pixel, tracking=tracking), methods=["GET"]),
+            Route("/tag.js", self.tag_js, methods=["GET"]),
+            Route("/tag.{digest}.js", self.tag_js, methods=["GET"]),
+        ]
+
+    async def project_settings(self, request: Request) -> Response:
+        key = request.path_params["write_key"]
+        if await self.sources.lookup(key) is None:
+            return JSONResponse({"error": {"code": "invalid_write_key", "message": "unknown write key"}}, 404,
+                                headers={"Access-Control-Allow-Origin": "*"})  # fmt: skip
+        return JSONResponse(
+            settings_document(key, self.settings.public_url),
+            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        )
+
+    async def tag_js(self, request: Request) -> Response:
+        digest = request.path_params.get("digest")
+        if digest is not None and digest != self.tag.digest:
+            return Response("not found", 404)
+        return serve_asset(request, self.tag, immutable=digest is not None)

@@ -1,0 +1,39 @@
+"""Campaign enrichment: utm_* parameters and ad-platform click ids.
+
+`context.campaign` (what Segment libraries send: name, source, medium, term, content) wins; the
+page URL's query string fills the gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+CLICK_IDS = ("gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id")
+_UTM = {"source": "source", "medium": "medium", "campaign": "name", "term": "term", "content": "content"}
+MAX_VALUE = 512
+
+
+def _query(url: str) -> dict[str, str]:
+    try:
+        return dict(parse_qsl(urlsplit(url).query, keep_blank_values=False))
+    except ValueError:
+        return {}
+
+
+def enrich_campaign(context: dict[str, Any]) -> dict[str, Any]:
+    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    url = page.get("url") if isinstance(page.get("url"), str) else ""
+    query = _query(url) if url and "?" in url else {}
+    out: dict[str, Any] = {}
+    for utm, segment_key in _UTM.items():
+        value = campaign.get(segment_key) or campaign.get(utm) or query.get(f"utm_{utm}") or ""
+        if value:
+            out[f"utm_{utm}"] = str(value)[:MAX_VALUE]
+    for click_id in CLICK_IDS:
+        value = campaign.get(click_id) or query.get(click_id)
+        if value:
+            out["click_id_type"], out["click_id"] = click_id, str(value)[:MAX_VALUE]
+            break
+    return out

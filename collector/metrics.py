@@ -1,0 +1,65 @@
+"""Process metrics in Prometheus text format: counters with an optional source label, plus gauges
+computed at scrape time and a flush-latency summary."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+HELP = {
+    "magpie_events_accepted_total": "Events acknowledged (durable in the spool)",
+    "magpie_events_rejected_total": "Events refused with a reason (stored in rejected_events)",
+    "magpie_events_deduplicated_total": "Repeated messageIds dropped by the writer",
+    "magpie_events_suppressed_total": "Events dropped because an identifier is suppressed",
+    "magpie_events_stored_total": "Events inserted into ClickHouse",
+    "magpie_requests_total": "Tracking requests by HTTP status",
+    "magpie_store_write_failures_total": "Failed attempts to write a chunk to ClickHouse",
+    "magpie_job_runs_total": "Background job runs",
+    "magpie_job_failures_total": "Background job failures",
+    "magpie_destination_sends_total": "Destination requests",
+    "magpie_destination_failures_total": "Failed destination requests",
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        self.gauges: dict[str, Callable[[], float]] = {}
+        self.flush_seconds_sum = 0.0
+        self.flush_count = 0
+
+    def inc(self, name: str, source: str = "", amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(({"source": source} if source else {}).items() | labels.items()))
+        series = self.counters[name]
+        series[key] = series.get(key, 0) + amount
+
+    def value(self, name: str, source: str = "", **labels: str) -> float:
+        key = tuple(sorted(({"source": source} if source else {}).items() | labels.items()))
+        return self.counters.get(name, {}).get(key, 0)
+
+    def gauge(self, name: str, read: Callable[[], float]) -> None:
+        self.gauges[name] = read
+
+    def observe_flush(self, seconds: float) -> None:
+        self.flush_seconds_sum += seconds
+        self.flush_count += 1
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for name, series in sorted(self.counters.items()):
+            lines += [f"# HELP {name} {HELP.get(name, name)}", f"# TYPE {name} counter"]
+            for labels, value in sorted(series.items()):
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+        for name, read in sorted(self.gauges.items()):
+            lines += [f"# TYPE {name} gauge", f"{name} {read():g}"]
+        lines += [
+            "# TYPE magpie_flush_latency_seconds summary",
+            f"magpie_flush_latency_seconds_sum {self.flush_seconds_sum:g}",
+            f"magpie_flush_latency_seconds_count {self.flush_count}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

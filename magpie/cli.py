@@ -1,0 +1,51 @@
+"""The `magpie` command: serve (all-in-one), collector / api / worker (server mode), migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from clickhouse.migrations import migrate
+from magpie.server import App, clickhouse_target
+from magpie.settings import ConfigError, Settings, load_settings
+
+COMMANDS = ("serve", "collector", "api", "worker", "migrate")
+
+
+def _serve(settings: Settings) -> None:
+    app = App(settings)
+    config = uvicorn.Config(
+        app.asgi, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        lifespan="on", log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=30,
+        timeout_keep_alive=30,
+    )  # fmt: skip
+    uvicorn.Server(config).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="magpie", description="Magpie customer data platform")
+    parser.add_argument("command", choices=COMMANDS, nargs="?", default="serve")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"magpie: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in ("collector", "api", "worker") and settings.embedded:
+        print(f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL (the embedded ClickHouse allows one process; "
+              "use `magpie serve`)", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.command == "migrate":
+        applied = migrate(clickhouse_target(settings))
+        print(f"applied migrations: {applied or 'none pending'}")
+        return 0
+    _serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The composition root of `magpie serve`: start the embedded runtime, build the parts, mount
+them into one Starlette app, and tear everything down in order on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from activation.admin.auth import TokenStore
+from activation.admin.openapi import openapi_route
+from activation.admin.routes import AdminContext, admin_routes
+from activation.admin.sources import SourceStore
+from activation.db import Database
+from clickhouse.client import ClickHouseTarget, connect
+from clickhouse.migrations import migrate
+from collector.app import Collector
+from collector.metrics import Metrics
+from collector.settings import CollectorSettings
+from collector.store import EventStore
+from collector.web import STATIC
+from magpie.embedded_redis import EmbeddedRedis
+from magpie.health import health_routes
+from magpie.secrets_file import load_or_create_secret_key
+from magpie.settings import Settings
+
+log = logging.getLogger("magpie")
+
+
+@dataclass
+class Runtime:
+    """Everything started for one process, so shutdown can stop it in reverse order."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    embedded_redis: EmbeddedRedis | None = None
+    redis: aioredis.Redis | None = None
+    collector: Collector | None = None
+    draining: bool = False
+
+
+def clickhouse_target(settings: Settings) -> ClickHouseTarget:
+    if settings.embedded:
+        return ClickHouseTarget.embedded_at(settings.data_dir)
+    return ClickHouseTarget.from_url(settings.clickhouse_url, settings.clickhouse_cluster)
+
+
+def collector_settings(settings: Settings) -> CollectorSettings:
+    return CollectorSettings(
+        spool_dir=settings.data_dir / "spool", public_url=settings.base_url,
+        spool_max_bytes=settings.spool_max_bytes, flush_interval_ms=settings.flush_interval_ms,
+        trusted_proxies=settings.trusted_proxies, geoip_city_db=settings.geoip_city_db,
+        geoip_asn_db=settings.geoip_asn_db, fault_file=settings.fault_file,
+    )  # fmt: skip
+
+
+def _announce(admin_secret: str | None, default_source: dict[str, object] | None, base_url: str) -> None:
+    """First start: tell a newcomer what they need, once (stdout, not the logs)."""
+    if admin_secret is None and default_source is None:
+        return
+    lines = ["", "Magpie is ready."]
+    if admin_secret:
+        lines.append(f"  Admin token (shown once, stored hashed): {admin_secret}")
+    if default_source:
+        sid = default_source["id"]
+        lines += [
+            f"  Default source write key: {default_source['write_key']}",
+            f"  Try it:   curl -u {default_source['write_key']}: {base_url}/v1/track "
+            "-d '{\"userId\":\"u1\",\"event\":\"Hello\"}'",
+            f"  Debugger: {base_url}/admin/v1/sources/{sid}/events",
+            f"  Snippet:  {base_url}/admin/v1/sources/{sid}/snippet",
+        ]
+    lines += [f"  API docs: {base_url}/admin/v1/openapi.json", ""]
+    print("\n".join(lines), file=sys.stdout, flush=True)
+
+
+class App:
+    """Build with `App(settings)`; `asgi` is the Starlette app whose lifespan runs everything."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.runtime = Runtime(settings)
+        self.target = clickhouse_target(settings)
+        self.asgi = Starlette(routes=[], lifespan=self.lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            await self._start(app)
+            yield
+        finally:
+            await self._stop()
+
+    async def _start(self, app: Starlette) -> None:
+        rt, settings = self.runtime, self.runtime.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        redis_url = settings.redis_url
+        if not redis_url:
+            rt.embedded_redis = EmbeddedRedis(settings.data_dir)
+            rt.embedded_redis.start()
+            redis_url = rt.embedded_redis.url
+        rt.redis = aioredis.from_url(redis_url)
+        await asyncio.to_thread(migrate, self.target)
+        secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
+        store = EventStore(connect(self.target), settings.fault_file)
+        rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
+        db = Database(connect(self.target))
+        tokens, sources = TokenStore(db), SourceStore(db)
+        admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(),
+                             f"/tag.{rt.collector.tag.digest}.js")  # fmt: skip
+        app.router.routes.extend(self._routes(admin, db, secret_key))
+        await rt.collector.start()
+        _announce(await tokens.bootstrap(settings.admin_token), await sources.ensure_default(), settings.base_url)
+
+    def _routes(self, admin: AdminContext, db: Database, secret_key: str) -> list[BaseRoute]:
+        rt = self.runtime
+        assert rt.collector is not None and rt.redis is not None
+        redis = rt.redis
+
+        async def check_clickhouse() -> None:
+            await db.rows("SELECT 1")
+
+        async def check_redis() -> None:
+            await redis.ping()
+
+        checks = {"clickhouse": check_clickhouse, "redis": check_redis}
+        return [
+            *health_routes(checks, rt.metrics.render, lambda: rt.draining),
+            *rt.collector.routes(),
+            *admin_routes(admin),
+            openapi_route(),
+        ]
+
+    async def _stop(self) -> None:
+        rt = self.runtime
+        rt.draining = True
+        if rt.collector is not None:
+            await rt.collector.stop()
+        if rt.redis is not None:
+            await rt.redis.aclose()
+        if rt.embedded_redis is not None:
+            rt.embedded_redis.stop()
+
+
+def _snippet_template() -> str:
+    path = Path(STATIC) / "snippet.html"
+    return path.read_text() if path.exists() else "<!-- snippet template missing: build tag/ -->"

@@ -1,0 +1,111 @@
+"""Settings, read once from the environment into a frozen object (units in the field names)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """Invalid configuration: the message names the variable and the reason, on one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    clickhouse_url: str = ""
+    clickhouse_cluster: str = ""
+    redis_url: str = ""
+    admin_token: str = ""
+    secret_key: str = ""
+    geoip_city_db: str = ""
+    geoip_asn_db: str = ""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    public_url: str = ""
+    spool_max_bytes: int = 1 << 30
+    flush_interval_ms: int = 200
+    allow_private_destinations: str = ""
+    fault_file: str = ""
+    log_level: str = "info"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.clickhouse_url
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPNetwork, ...]:
+    nets = []
+    for item in filter(None, (s.strip() for s in env.get(name, "").split(","))):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR") from None
+    return tuple(nets)
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not raw.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ConfigError(f"{name}: must start with {' or '.join(s + '://' for s in schemes)}")
+    return raw.rstrip("/") if name == "MAGPIE_PUBLIC_URL" else raw
+
+
+def _file(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not Path(raw).is_file():
+        raise ConfigError(f"{name}: no such file {raw!r}")
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read MAGPIE_* variables; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    settings = Settings(
+        host=env.get("MAGPIE_HOST", "127.0.0.1") or "127.0.0.1",
+        port=_int(env, "MAGPIE_PORT", 8080, 0, 65535),
+        data_dir=Path(env.get("MAGPIE_DATA_DIR", "./data") or "./data").resolve(),
+        clickhouse_url=_url(env, "MAGPIE_CLICKHOUSE_URL", ("http", "https")),
+        clickhouse_cluster=env.get("MAGPIE_CLICKHOUSE_CLUSTER", ""),
+        redis_url=_url(env, "MAGPIE_REDIS_URL", ("redis", "rediss", "unix")),
+        admin_token=env.get("MAGPIE_ADMIN_TOKEN", ""),
+        secret_key=env.get("MAGPIE_SECRET_KEY", ""),
+        geoip_city_db=_file(env, "MAGPIE_GEOIP_CITY_DB"),
+        geoip_asn_db=_file(env, "MAGPIE_GEOIP_ASN_DB"),
+        trusted_proxies=_networks(env, "MAGPIE_TRUSTED_PROXIES"),
+        public_url=_url(env, "MAGPIE_PUBLIC_URL", ("http", "https")),
+        spool_max_bytes=_int(env, "MAGPIE_SPOOL_MAX_BYTES", 1 << 30, 1 << 16, 1 << 50),
+        flush_interval_ms=_int(env, "MAGPIE_FLUSH_INTERVAL_MS", 200, 10, 10_000),
+        allow_private_destinations=env.get("MAGPIE_ALLOW_PRIVATE_DESTINATIONS", ""),
+        fault_file=env.get("MAGPIE_FAULT_FILE", ""),
+        log_level=env.get("MAGPIE_LOG_LEVEL", "info"),
+    )
+    if settings.admin_token and len(settings.admin_token) < 16:
+        raise ConfigError("MAGPIE_ADMIN_TOKEN: must be at least 16 characters")
+    if settings.clickhouse_url and not settings.secret_key:
+        raise ConfigError("MAGPIE_SECRET_KEY: required in server mode (MAGPIE_CLICKHOUSE_URL is set)")
+    return settings

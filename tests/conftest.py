@@ -1,0 +1,31 @@
+"""Shared fixtures: a real embedded ClickHouse for in-process tests, and the real server process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from clickhouse.client import ClickHouseTarget, connect
+from clickhouse.migrations import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+GEOIP_DIR = ROOT.parent / "shared" / "geoip"
+
+
+@pytest.fixture(scope="session")
+def ch_target(tmp_path_factory: pytest.TempPathFactory) -> ClickHouseTarget:
+    """The test process's one embedded ClickHouse (chdb allows a single data path per process)."""
+    target = ClickHouseTarget.embedded_at(tmp_path_factory.mktemp("chdb"))
+    migrate(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def ch(ch_target: ClickHouseTarget) -> Iterator[Client]:
+    """A clickhouse-connect client on the migrated `magpie` database of the embedded ClickHouse."""
+    client = connect(ch_target)
+    yield client
+    client.close()
