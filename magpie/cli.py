@@ -20,7 +20,7 @@ def _serve(settings: Settings) -> None:
     config = uvicorn.Config(
         app.asgi, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
         lifespan="on", log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=30,
-        timeout_keep_alive=30,
+        timeout_keep_alive=30, proxy_headers=False, server_header=False,
     )  # fmt: skip
     uvicorn.Server(config).run()
 

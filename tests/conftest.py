@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
+from tests.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 GEOIP_DIR = ROOT.parent / "shared" / "geoip"
@@ -29,3 +30,11 @@ def ch(ch_target: ClickHouseTarget) -> Iterator[Client]:
     client = connect(ch_target)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real `magpie serve` process, shared by the end-to-end tests of a session."""
+    process = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+    yield process
+    process.stop()
