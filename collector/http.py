@@ -25,6 +25,7 @@ from collector.ratelimit import RateLimiter
 from collector.settings import CollectorSettings
 from collector.sources import Source, SourceCache
 from collector.spool import SpoolBroken, SpoolFull
+from collector.store import StoreUnavailable
 
 log = logging.getLogger("magpie.collector")
 BATCH_KINDS = {"batch", "b", "import"}
@@ -139,7 +140,11 @@ class TrackingApp:
         return 200, verdict.body(), {}
 
     async def authorize(self, write_key: str, origin: str) -> Source:
-        source = await self.sources.lookup(write_key) if write_key else None
+        try:
+            source = await self.sources.lookup(write_key) if write_key else None
+        except StoreUnavailable:
+            raise HttpError(503, "sources_unavailable", "cannot check the write key right now; retry later",
+                            {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}) from None  # fmt: skip
         if source is None:
             raise HttpError(401, "invalid_write_key", "unknown or disabled write key")
         if origin and not source.allows_origin(origin):

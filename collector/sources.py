@@ -69,10 +69,8 @@ class SourceCache:
         missed = self._missing.get(write_key)
         if missed is not None and time.monotonic() - missed < NEGATIVE_TTL_S:
             return None
-        try:
-            rows = await self.store.query(_LATEST + " AND write_key = {k:String}", {"k": write_key})
-        except StoreUnavailable:
-            return None
+        # StoreUnavailable propagates: an unknown key while ClickHouse is down is a 503, never a 401.
+        rows = await self.store.query(_LATEST + " AND write_key = {k:String}", {"k": write_key})
         if not rows:
             if len(self._missing) > 10_000:
                 self._missing.clear()

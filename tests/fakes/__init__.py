@@ -1,0 +1,1 @@
+"""Fake SaaS servers (Google Ads, Meta, Mailchimp, HubSpot, webhook receiver) for destination tests."""

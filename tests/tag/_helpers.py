@@ -1,0 +1,57 @@
+"""Small helpers shared by the browser tests."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from playwright.async_api import Page
+
+T = TypeVar("T")
+POLL_S = 0.1
+
+
+async def resolve(value: T | Awaitable[T]) -> T:
+    """The server fixture's helpers may be sync or async: accept both."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll `check` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await resolve(check())
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(POLL_S)
+
+
+async def stored_queue(page: Page) -> list[dict[str, Any]]:
+    """The events in the tag's localStorage queue (items are [queuedAtMs, event])."""
+    result: list[dict[str, Any]] = await page.evaluate(
+        "JSON.parse(localStorage.getItem('magpie_queue') || '[]').map(item => item[1])"
+    )
+    return result
+
+
+async def tag_ready(page: Page) -> None:
+    """Wait until the tag replaced the snippet's stub."""
+    await page.wait_for_function("window.analytics && window.analytics.initialized === true")
+
+
+async def open_site_page(page: Page, site: Any, host: str, options: dict[str, Any] | None = None,
+                         path: str = "/", title: str = "Home", body: str = "", write_key: str = "wk_test") -> None:
+    """Serve a page embedding the snippet (pointed at `host`) on the site and open it."""
+    from tests.tag._site import page_html, snippet
+
+    url = site.add(path.split("?")[0], page_html(title, head=snippet(write_key, host, options), body=body))
+    query = path[len(path.split("?")[0]):]
+    await page.goto(url + query)
+    await tag_ready(page)
