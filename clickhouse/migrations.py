@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
-from clickhouse_connect.driver.client import Client
-
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.cluster import render_cluster
 
@@ -75,7 +73,9 @@ def migrate(target: ClickHouseTarget) -> list[int]:
         if migration.version in done:
             continue
         for statement in migration.statements():
-            rendered = render_cluster(statement, target.cluster, target.database) if target.cluster else statement
+            rendered = (
+                render_cluster(statement, target.cluster, target.database) if target.cluster else statement
+            )
             for part in split_statements(rendered + ";\n"):
                 client.command(part)
         client.insert(

@@ -47,7 +47,7 @@ class Collector:
     async def start(self) -> None:
         try:
             await self.sources.refresh()
-        except Exception as exc:  # noqa: BLE001 - ClickHouse may be down at start: the spool still works
+        except Exception as exc:
             log.warning("could not load sources at start: %s", exc)
         self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.sources.run())]
 
@@ -80,8 +80,11 @@ class Collector:
     async def project_settings(self, request: Request) -> Response:
         key = request.path_params["write_key"]
         if await self.sources.lookup(key) is None:
-            return JSONResponse({"error": {"code": "invalid_write_key", "message": "unknown write key"}}, 404,
-                                headers={"Access-Control-Allow-Origin": "*"})  # fmt: skip
+            return JSONResponse(
+                {"error": {"code": "invalid_write_key", "message": "unknown write key"}},
+                404,
+                headers={"Access-Control-Allow-Origin": "*"},
+            )
         return JSONResponse(
             settings_document(key, self.settings.public_url),
             headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},

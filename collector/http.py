@@ -85,9 +85,13 @@ class TrackingApp:
     """ASGI app for every JSON tracking endpoint. `kind` comes from the route's path."""
 
     def __init__(
-        self, settings: CollectorSettings, sources: SourceCache, ingestor: Ingestor,
-        limiter: RateLimiter, metrics: Metrics,
-    ) -> None:  # fmt: skip
+        self,
+        settings: CollectorSettings,
+        sources: SourceCache,
+        ingestor: Ingestor,
+        limiter: RateLimiter,
+        metrics: Metrics,
+    ) -> None:
         self.settings, self.sources, self.ingestor = settings, sources, ingestor
         self.limiter, self.metrics = limiter, metrics
 
@@ -98,7 +102,9 @@ class TrackingApp:
             await self._preflight(send, origin)
             return
         if scope["method"] != "POST":
-            await send_json(send, 405, _error("method_not_allowed", "use POST"), origin, {"Allow": "POST, OPTIONS"})
+            await send_json(
+                send, 405, _error("method_not_allowed", "use POST"), origin, {"Allow": "POST, OPTIONS"}
+            )
             return
         try:
             status, body, extra = await self._handle(scope, receive, headers)
@@ -110,7 +116,8 @@ class TrackingApp:
         await send_json(send, status, body, origin, extra)
 
     async def _preflight(self, send: Send, origin: str) -> None:
-        headers = cors_headers(origin) + [
+        headers = [
+            *cors_headers(origin),
             (b"access-control-allow-methods", b"POST, OPTIONS"),
             (b"access-control-allow-headers", CORS_ALLOW_HEADERS),
             (b"access-control-max-age", b"86400"),
@@ -129,11 +136,15 @@ class TrackingApp:
         raw = await read_body(receive, MAX_REQUEST_BYTES)
         body = parse_json(_decompress(raw, headers.get("content-encoding", "")))
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        key = basic_write_key(headers.get("authorization", "")) or _body_key(body) or _first(query, "writeKey")
+        key = (
+            basic_write_key(headers.get("authorization", "")) or _body_key(body) or _first(query, "writeKey")
+        )
         source = await self.authorize(key, headers.get("origin", ""))
         facts = self.facts(scope, headers, source)
         pairs, defaults = self.ingestor.items(body, path_type)
-        verdict = await self.durable(self.ingestor.ingest(pairs, defaults, facts, path_type, kind == "import"))
+        verdict = await self.durable(
+            self.ingestor.ingest(pairs, defaults, facts, path_type, kind == "import")
+        )
         if path_type is not None and verdict.rejected:
             reason = verdict.rejected[0]["reason"]
             return 400, _error(reason, f"event rejected: {reason}"), {}
@@ -143,15 +154,21 @@ class TrackingApp:
         try:
             source = await self.sources.lookup(write_key) if write_key else None
         except StoreUnavailable:
-            raise HttpError(503, "sources_unavailable", "cannot check the write key right now; retry later",
-                            {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}) from None  # fmt: skip
+            raise HttpError(
+                503,
+                "sources_unavailable",
+                "cannot check the write key right now; retry later",
+                {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+            ) from None
         if source is None:
             raise HttpError(401, "invalid_write_key", "unknown or disabled write key")
         if origin and not source.allows_origin(origin):
             raise HttpError(403, "origin_not_allowed", "this source does not accept events from this origin")
         wait_s = self.limiter.allow(source.id, source.rate_limit_per_s)
         if wait_s:
-            raise HttpError(429, "rate_limited", "source rate limit exceeded", {"Retry-After": f"{wait_s:.0f}"})
+            raise HttpError(
+                429, "rate_limited", "source rate limit exceeded", {"Retry-After": f"{wait_s:.0f}"}
+            )
         return source
 
     def facts(self, scope: Scope, headers: dict[str, str], source: Source) -> RequestFacts:
@@ -164,12 +181,20 @@ class TrackingApp:
         try:
             return await pending
         except SpoolFull:
-            raise HttpError(503, "spool_full", "events cannot be made durable right now; retry later",
-                            {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}) from None  # fmt: skip
+            raise HttpError(
+                503,
+                "spool_full",
+                "events cannot be made durable right now; retry later",
+                {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+            ) from None
         except SpoolBroken as exc:
             log.error("spool write failed: %s", exc)
-            raise HttpError(503, "spool_unavailable", "events cannot be made durable right now; retry later",
-                            {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)}) from None  # fmt: skip
+            raise HttpError(
+                503,
+                "spool_unavailable",
+                "events cannot be made durable right now; retry later",
+                {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
+            ) from None
 
 
 def _decompress(raw: bytes, encoding: str) -> bytes:

@@ -21,6 +21,7 @@ from collector.metrics import Metrics
 from collector.normalize import Defaults, Event, Rejection, normalize
 from collector.pipeline import RequestFacts, Step, build_row
 from collector.records import EVENT, REJECTED, encode
+from collector.row import object_at
 from collector.spool import Spool
 from collector.timestamps import iso
 
@@ -52,26 +53,34 @@ class Ingestor:
     def items(self, body: Any, path_type: str | None) -> tuple[list[tuple[Any, bytes]], Defaults]:
         """Split a request body into (item, raw bytes) pairs plus the batch-level defaults."""
         if path_type is None and isinstance(body, dict) and isinstance(body.get("batch"), list):
-            context = body.get("context") if isinstance(body.get("context"), dict) else {}
-            integrations = body.get("integrations") if isinstance(body.get("integrations"), dict) else {}
-            defaults = Defaults(context, integrations, body.get("sentAt"))
+            defaults = Defaults(
+                object_at(body, "context"), object_at(body, "integrations"), body.get("sentAt")
+            )
             return [(item, orjson.dumps(item)) for item in body["batch"]], defaults
         return [(body, orjson.dumps(body))], Defaults()
 
     async def ingest(
-        self, pairs: list[tuple[Any, bytes]], defaults: Defaults, facts: RequestFacts,
-        path_type: str | None, historical: bool,
-    ) -> Verdict:  # fmt: skip
+        self,
+        pairs: list[tuple[Any, bytes]],
+        defaults: Defaults,
+        facts: RequestFacts,
+        path_type: str | None,
+        historical: bool,
+    ) -> Verdict:
         received_at = datetime.now(UTC)
         verdict, payloads = Verdict(), []
         for index, (item, raw) in enumerate(pairs):
             if index >= MAX_BATCH_EVENTS:
-                outcome: Event | Rejection = Rejection("batch_limit_exceeded", f"a batch holds at most {MAX_BATCH_EVENTS} events")
+                outcome: Event | Rejection = Rejection(
+                    "batch_limit_exceeded", f"a batch holds at most {MAX_BATCH_EVENTS} events"
+                )
             else:
                 outcome = normalize(item, raw, defaults, received_at, path_type, historical)
             if isinstance(outcome, Rejection):
                 payloads.append(self._rejected(outcome, index, raw, facts, received_at))
-                verdict.rejected.append({"index": index, "messageId": outcome.message_id, "reason": outcome.reason})
+                verdict.rejected.append(
+                    {"index": index, "messageId": outcome.message_id, "reason": outcome.reason}
+                )
             elif self._is_suppressed(outcome):
                 verdict.suppressed += 1
             else:

@@ -24,8 +24,17 @@ from collector.sources import Source
 from collector.timestamps import iso
 
 log = logging.getLogger("magpie.enrich")
-SERVER_LIBRARIES = ("analytics-python", "analytics-node", "analytics-ruby", "analytics-go", "analytics-java",
-                    "analytics-php", "analytics.NET", "RudderStack Python SDK", "RudderStack Node SDK")  # fmt: skip
+SERVER_LIBRARIES = (
+    "analytics-python",
+    "analytics-node",
+    "analytics-ruby",
+    "analytics-go",
+    "analytics-java",
+    "analytics-php",
+    "analytics.NET",
+    "RudderStack Python SDK",
+    "RudderStack Node SDK",
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,12 @@ def build_steps(geo: GeoLookup) -> list[tuple[str, Step]]:
     def geo_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
         return geo.lookup(row["ip"]) if row["ip"] and geo.enabled else {}
 
-    return [("user_agent", _user_agent_step), ("geo", geo_step), ("campaign", _campaign_step),
-            ("referrer", _referrer_step)]  # fmt: skip
+    return [
+        ("user_agent", _user_agent_step),
+        ("geo", geo_step),
+        ("campaign", _campaign_step),
+        ("referrer", _referrer_step),
+    ]
 
 
 def _client_side(context: dict[str, Any]) -> bool:
@@ -67,7 +80,7 @@ def _client_side(context: dict[str, Any]) -> bool:
 def build_row(
     event: Event, facts: RequestFacts, steps: list[tuple[str, Step]], ingest_id: str, failures: list[str]
 ) -> dict[str, Any]:
-    message, context = event.message, event.message["context"]
+    context = event.message["context"]
     if not context.get("ip") and _client_side(context) and facts.ip:
         context["ip"] = facts.ip
     row = _base_row(event, facts.source, ingest_id)

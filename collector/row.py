@@ -9,7 +9,8 @@ import orjson
 MAX_TEXT = 2048
 
 
-def _obj(context: dict[str, Any], key: str) -> dict[str, Any]:
+def object_at(context: dict[str, Any], key: str) -> dict[str, Any]:
+    """`context[key]` if it is an object, else an empty dict."""
     value = context.get(key)
     return value if isinstance(value, dict) else {}
 
@@ -35,9 +36,13 @@ def _number(value: Any, kind: type[int] | type[float]) -> int | float:
 
 
 def context_columns(context: dict[str, Any]) -> dict[str, Any]:
-    library, page, app = _obj(context, "library"), _obj(context, "page"), _obj(context, "app")
-    device, os_, network = _obj(context, "device"), _obj(context, "os"), _obj(context, "network")
-    screen = _obj(context, "screen")
+    library, page, app = object_at(context, "library"), object_at(context, "page"), object_at(context, "app")
+    device, os_, network = (
+        object_at(context, "device"),
+        object_at(context, "os"),
+        object_at(context, "network"),
+    )
+    screen = object_at(context, "screen")
     return {
         "ip": _text(context.get("ip")),
         "library_name": _text(library.get("name")),
@@ -75,5 +80,5 @@ def context_columns(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def _consent(context: dict[str, Any]) -> str:
-    consent = _obj(context, "consent").get("categoryPreferences")
+    consent = object_at(context, "consent").get("categoryPreferences")
     return orjson.dumps(consent).decode() if isinstance(consent, dict) else ""

@@ -18,9 +18,7 @@ log = logging.getLogger("magpie.sources")
 REFRESH_S = 2.0
 NEGATIVE_TTL_S = 2.0
 _COLUMNS = "id, write_key, allowed_origins, ip_policy, rate_limit_per_s, retention_days, enabled"
-_LATEST = (
-    f"SELECT {_COLUMNS} FROM (SELECT * FROM sources FINAL) WHERE deleted = 0"
-)
+_LATEST = f"SELECT {_COLUMNS} FROM (SELECT * FROM sources FINAL) WHERE deleted = 0"
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ class Spool:
         self._pending_bytes = 0
         self._waiters: list[asyncio.Future[None]] = []
         self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
         self.new_data = asyncio.Event()
 
     def _open_tail(self) -> int:
@@ -127,7 +128,7 @@ class Spool:
         self._waiters.append(done)
         if not self._flushing:
             self._flushing = True
-            loop.create_task(self._flush_loop())
+            self._flusher = loop.create_task(self._flush_loop())
         await done
 
     async def _flush_loop(self) -> None:
@@ -193,7 +194,9 @@ class Spool:
             before = len(records)
             for offset, end, payload in _scan(data):
                 base = position.offset
-                records.append(Record(Position(segment, base + offset), Position(segment, base + end), payload))
+                records.append(
+                    Record(Position(segment, base + offset), Position(segment, base + end), payload)
+                )
                 size += len(payload)
                 if len(records) >= max_records or size >= max_bytes:
                     break

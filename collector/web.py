@@ -65,8 +65,12 @@ class Asset:
 
 def serve_asset(request: Request, asset: Asset, immutable: bool) -> Response:
     cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
-    headers = {"ETag": asset.etag, "Cache-Control": cache, "Vary": "Accept-Encoding",
-               "Access-Control-Allow-Origin": "*"}  # fmt: skip
+    headers = {
+        "ETag": asset.etag,
+        "Cache-Control": cache,
+        "Vary": "Accept-Encoding",
+        "Access-Control-Allow-Origin": "*",
+    }
     if request.headers.get("if-none-match") == asset.etag:
         return Response(status_code=304, headers=headers)
     media = "application/javascript; charset=utf-8"

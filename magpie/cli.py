@@ -18,10 +18,19 @@ COMMANDS = ("serve", "collector", "api", "worker", "migrate")
 def _serve(settings: Settings) -> None:
     app = App(settings)
     config = uvicorn.Config(
-        app.asgi, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-        lifespan="on", log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=30,
-        timeout_keep_alive=30, proxy_headers=False, server_header=False,
-    )  # fmt: skip
+        app.asgi,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=30,
+        proxy_headers=False,
+        server_header=False,
+    )
     uvicorn.Server(config).run()
 
 
@@ -34,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"magpie: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command in ("collector", "api", "worker") and settings.embedded:
-        print(f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL (the embedded ClickHouse allows one process; "
-              "use `magpie serve`)", file=sys.stderr)  # fmt: skip
+        print(
+            f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL "
+            "(the embedded ClickHouse allows one process; use `magpie serve`)",
+            file=sys.stderr,
+        )
         return 2
     if args.command == "migrate":
         applied = migrate(clickhouse_target(settings))

@@ -60,17 +60,27 @@ class EmbeddedRedis:
             self.socket.unlink()
         args = [
             str(redis_server_binary()),
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--maxmemory-policy", "noeviction",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.dir / "redis.log"),
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
         self.process = subprocess.Popen(args, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while not self.socket.exists():

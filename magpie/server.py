@@ -55,11 +55,15 @@ def clickhouse_target(settings: Settings) -> ClickHouseTarget:
 
 def collector_settings(settings: Settings) -> CollectorSettings:
     return CollectorSettings(
-        spool_dir=settings.data_dir / "spool", public_url=settings.base_url,
-        spool_max_bytes=settings.spool_max_bytes, flush_interval_ms=settings.flush_interval_ms,
-        trusted_proxies=settings.trusted_proxies, geoip_city_db=settings.geoip_city_db,
-        geoip_asn_db=settings.geoip_asn_db, fault_file=settings.fault_file,
-    )  # fmt: skip
+        spool_dir=settings.data_dir / "spool",
+        public_url=settings.base_url,
+        spool_max_bytes=settings.spool_max_bytes,
+        flush_interval_ms=settings.flush_interval_ms,
+        trusted_proxies=settings.trusted_proxies,
+        geoip_city_db=settings.geoip_city_db,
+        geoip_asn_db=settings.geoip_asn_db,
+        fault_file=settings.fault_file,
+    )
 
 
 def _announce(admin_secret: str | None, default_source: dict[str, object] | None, base_url: str) -> None:
@@ -74,7 +78,7 @@ def _announce(admin_secret: str | None, default_source: dict[str, object] | None
         lines += [
             f"  Default source write key: {default_source['write_key']}",
             f"  Try it:   curl -u {default_source['write_key']}: {base_url}/v1/track "
-            "-d '{\"userId\":\"u1\",\"event\":\"Hello\"}'",
+            '-d \'{"userId":"u1","event":"Hello"}\'',
             f"  Debugger: {base_url}/admin/v1/sources/{sid}/events",
             f"  Snippet:  {base_url}/admin/v1/sources/{sid}/snippet",
         ]
@@ -106,18 +110,21 @@ class App:
             rt.embedded_redis = EmbeddedRedis(settings.data_dir)
             rt.embedded_redis.start()
             redis_url = rt.embedded_redis.url
-        rt.redis = aioredis.from_url(redis_url)
+        rt.redis = aioredis.Redis.from_url(redis_url)
         await asyncio.to_thread(migrate, self.target)
         secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
         store = EventStore(connect(self.target), settings.fault_file)
         rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
         db = Database(connect(self.target))
         tokens, sources = TokenStore(db), SourceStore(db)
-        admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(),
-                             f"/tag.{rt.collector.tag.digest}.js")  # fmt: skip
+        admin = AdminContext(
+            db, tokens, sources, settings.base_url, _snippet_template(), f"/tag.{rt.collector.tag.digest}.js"
+        )
         app.router.routes.extend(self._routes(admin, db, secret_key))
         await rt.collector.start()
-        _announce(await tokens.bootstrap(settings.admin_token), await sources.ensure_default(), settings.base_url)
+        _announce(
+            await tokens.bootstrap(settings.admin_token), await sources.ensure_default(), settings.base_url
+        )
 
     def _routes(self, admin: AdminContext, db: Database, secret_key: str) -> list[BaseRoute]:
         rt = self.runtime

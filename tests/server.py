@@ -139,7 +139,9 @@ class ServerProcess:
                 return float(line.split()[-1])
         return 0.0
 
-    def wait_for_ids(self, source_id: str, message_ids: list[str], timeout_s: float = 15) -> list[dict[str, Any]]:
+    def wait_for_ids(
+        self, source_id: str, message_ids: list[str], timeout_s: float = 15
+    ) -> list[dict[str, Any]]:
         """Poll the debugger until every messageId is stored (or time runs out); return all events."""
         deadline = time.monotonic() + timeout_s
         while True:

@@ -75,7 +75,9 @@ class TokenStore:
     async def create(self, name: str, scopes: list[str]) -> tuple[str, str]:
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
-            raise ApiError(400, "invalid_scopes", f"scopes must be some of {list(SCOPES)}", {"scopes": "invalid"})
+            raise ApiError(
+                400, "invalid_scopes", f"scopes must be some of {list(SCOPES)}", {"scopes": "invalid"}
+            )
         secret, id_ = new_secret(), "tok_" + uuid.uuid4().hex[:20]
         await self.save(id_, name, hash_token(secret), scopes)
         return id_, secret
@@ -85,7 +87,9 @@ class TokenStore:
         if configured:
             await self._load()
             if hash_token(configured) not in self._by_hash:
-                await self.save("tok_bootstrap", "bootstrap (MAGPIE_ADMIN_TOKEN)", hash_token(configured), ["admin"])
+                await self.save(
+                    "tok_bootstrap", "bootstrap (MAGPIE_ADMIN_TOKEN)", hash_token(configured), ["admin"]
+                )
             return None
         count = await self.db.rows("SELECT count() FROM tokens FINAL WHERE revoked = 0")
         if count[0][0]:
@@ -94,8 +98,20 @@ class TokenStore:
         await self.save("tok_bootstrap", "bootstrap (generated)", hash_token(secret), ["admin"])
         return secret
 
+    async def revoke(self, token_id: str) -> bool:
+        rows = await self.db.rows(
+            "SELECT name, token_hash, scopes FROM tokens FINAL WHERE id = {i:String}", {"i": token_id}
+        )
+        if not rows:
+            return False
+        name, digest, scopes = rows[0]
+        await self.save(token_id, str(name), str(digest), list(scopes), revoked=True)
+        return True
+
     async def list(self) -> list[dict[str, object]]:
-        rows = await self.db.dicts("SELECT id, name, scopes, revoked, created_at FROM tokens FINAL ORDER BY id")
+        rows = await self.db.dicts(
+            "SELECT id, name, scopes, revoked, created_at FROM tokens FINAL ORDER BY id"
+        )
         return [{**r, "revoked": bool(r["revoked"])} for r in rows]
 
     async def require(self, request: Request, scope: str) -> Token:

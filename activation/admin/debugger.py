@@ -16,7 +16,8 @@ _EVENT_COLUMNS = (
     "original_timestamp, sent_at, received_at, timestamp_clamped, properties, traits, context, integrations, "
     "ua_browser, ua_browser_version, ua_os, ua_os_version, ua_device_type, ua_device_brand, ua_device_model, "
     "is_bot, geo_country, geo_region, geo_city, geo_postal_code, geo_timezone, geo_latitude, geo_longitude, "
-    "geo_asn, geo_as_org, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_type, click_id, "
+    "geo_asn, geo_as_org, utm_source, utm_medium, utm_campaign, utm_term, utm_content, click_id_type, "
+    "click_id, "
     "referrer_domain, referrer_medium, ip"
 )
 _REJECTED_COLUMNS = "received_at, reason, detail, batch_index, message_id, payload"
@@ -33,15 +34,27 @@ def _json(text: str) -> Any:
 def segment_shape(row: dict[str, Any]) -> dict[str, Any]:
     kind = row["type"]
     event: dict[str, Any] = {"messageId": row["message_id"], "type": kind}
-    for key, column in (("event", "event"), ("name", "name"), ("category", "category"), ("userId", "user_id"),
-                        ("anonymousId", "anonymous_id"), ("groupId", "group_id"), ("previousId", "previous_id")):
+    for key, column in (
+        ("event", "event"),
+        ("name", "name"),
+        ("category", "category"),
+        ("userId", "user_id"),
+        ("anonymousId", "anonymous_id"),
+        ("groupId", "group_id"),
+        ("previousId", "previous_id"),
+    ):
         if row[column]:
             event[key] = row[column]
-    event.update({
-        "timestamp": _iso(row["timestamp"]), "originalTimestamp": _iso(row["original_timestamp"]),
-        "sentAt": _iso(row["sent_at"]), "receivedAt": _iso(row["received_at"]),
-        "context": _json(row["context"]), "integrations": _json(row["integrations"]),
-    })  # fmt: skip
+    event.update(
+        {
+            "timestamp": _iso(row["timestamp"]),
+            "originalTimestamp": _iso(row["original_timestamp"]),
+            "sentAt": _iso(row["sent_at"]),
+            "receivedAt": _iso(row["received_at"]),
+            "context": _json(row["context"]),
+            "integrations": _json(row["integrations"]),
+        }
+    )
     if kind in ("identify", "group"):
         event["traits"] = _json(row["traits"])
     else:
@@ -51,19 +64,38 @@ def segment_shape(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _enrichment(row: dict[str, Any]) -> dict[str, Any]:
-    pick = lambda *names: {n.split("_", 1)[1]: row[n] for n in names}  # noqa: E731
+    def pick(*names: str) -> dict[str, Any]:
+        return {n.split("_", 1)[1]: row[n] for n in names}
+
     return {
-        "userAgent": pick("ua_browser", "ua_browser_version", "ua_os", "ua_os_version", "ua_device_type",
-                          "ua_device_brand", "ua_device_model"),
-        "geo": pick("geo_country", "geo_region", "geo_city", "geo_postal_code", "geo_timezone", "geo_latitude",
-                    "geo_longitude", "geo_asn", "geo_as_org"),
-        "campaign": pick("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type",
-                         "click_id"),
+        "userAgent": pick(
+            "ua_browser",
+            "ua_browser_version",
+            "ua_os",
+            "ua_os_version",
+            "ua_device_type",
+            "ua_device_brand",
+            "ua_device_model",
+        ),
+        "geo": pick(
+            "geo_country",
+            "geo_region",
+            "geo_city",
+            "geo_postal_code",
+            "geo_timezone",
+            "geo_latitude",
+            "geo_longitude",
+            "geo_asn",
+            "geo_as_org",
+        ),
+        "campaign": pick(
+            "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id_type", "click_id"
+        ),
         "referrer": {"domain": row["referrer_domain"], "medium": row["referrer_medium"]},
         "isBot": bool(row["is_bot"]),
         "timestampClamped": bool(row["timestamp_clamped"]),
         "ip": row["ip"],
-    }  # fmt: skip
+    }
 
 
 async def list_events(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -81,7 +113,9 @@ async def list_events(db: Database, source_id: str, cursor: str | None, limit: i
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
-        next_cursor = encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["message_id"]])
+        next_cursor = encode_cursor(
+            [last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["message_id"]]
+        )
     return {"data": [segment_shape(r) for r in rows], "next_cursor": next_cursor}
 
 
@@ -100,6 +134,11 @@ async def list_rejected(db: Database, source_id: str, cursor: str | None, limit:
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
-        next_cursor = encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["ingest_id"]])
-    data = [{**{k: v for k, v in r.items() if k != "ingest_id"}, "received_at": _iso(r["received_at"])} for r in rows]
+        next_cursor = encode_cursor(
+            [last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["ingest_id"]]
+        )
+    data = [
+        {**{k: v for k, v in r.items() if k != "ingest_id"}, "received_at": _iso(r["received_at"])}
+        for r in rows
+    ]
     return {"data": data, "next_cursor": next_cursor}

@@ -15,8 +15,9 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
 
     def response(self) -> Response:
-        return json_response({"error": {"code": self.code, "message": self.message, "fields": self.fields}},
-                             self.status)  # fmt: skip
+        return json_response(
+            {"error": {"code": self.code, "message": self.message, "fields": self.fields}}, self.status
+        )
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -14,12 +14,18 @@ PATHS: dict[str, dict[str, str]] = {
     "/admin/v1/tokens": {"get": "List tokens", "post": "Create a token (the secret is returned once)"},
     "/admin/v1/tokens/{id}": {"delete": "Revoke a token"},
     "/admin/v1/sources": {"get": "List sources", "post": "Create a source"},
-    "/admin/v1/sources/{id}": {"get": "Get a source", "patch": "Update a source", "delete": "Delete a source"},
+    "/admin/v1/sources/{id}": {
+        "get": "Get a source",
+        "patch": "Update a source",
+        "delete": "Delete a source",
+    },
     "/admin/v1/sources/{id}/rotate-key": {"post": "Rotate the write key"},
     "/admin/v1/sources/{id}/events": {"get": "Debugger: stored events, newest first"},
     "/admin/v1/sources/{id}/rejected": {"get": "Rejected events with reasons"},
     "/admin/v1/sources/{id}/snippet": {"get": "HTML snippet for the source"},
-    "/v1/{type}": {"post": "Segment-compatible tracking call (identify, track, page, screen, group, alias, batch)"},
+    "/v1/{type}": {
+        "post": "Segment-compatible tracking call (identify, track, page, screen, group, alias, batch)"
+    },
     "/v1/import": {"post": "Historical import (no clock-skew correction)"},
     "/v1/projects/{writeKey}/settings": {"get": "analytics.js settings document"},
     "/beacon/v1/batch": {"post": "sendBeacon batch (writeKey in the query)"},
@@ -34,18 +40,39 @@ def document(paths: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for path, methods in (paths or PATHS).items():
         operations[path] = {
-            method: {"summary": summary, "responses": {"200": {"description": "OK"}, "4XX": {
-                "description": "Client error", "content": {"application/json": {"schema": _ERROR}}}}}
+            method: {
+                "summary": summary,
+                "responses": {
+                    "200": {"description": "OK"},
+                    "4XX": {
+                        "description": "Client error",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                },
+            }
             for method, summary in methods.items()
-        }  # fmt: skip
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "Magpie API", "version": "1"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}, "fields": {"type": "object"}}}}}},
-        },  # fmt: skip
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "fields": {"type": "object"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
         "security": [{"bearer": []}],
         "paths": operations,
     }

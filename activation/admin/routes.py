@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -45,7 +44,9 @@ def guarded(tokens: TokenStore, handler: Handler, scope: str | None = None) -> H
 
 
 def admin_routes(ctx: AdminContext) -> list[BaseRoute]:
-    g = lambda handler, scope=None: guarded(ctx.tokens, handler, scope)  # noqa: E731
+    def g(handler: Handler) -> Handler:
+        return guarded(ctx.tokens, handler)
+
     return [
         Route("/admin/v1/tokens", g(_tokens(ctx)), methods=["GET", "POST"]),
         Route("/admin/v1/tokens/{id}", g(_revoke_token(ctx)), methods=["DELETE"]),
@@ -74,12 +75,8 @@ def _tokens(ctx: AdminContext) -> Handler:
 
 def _revoke_token(ctx: AdminContext) -> Handler:
     async def handler(request: Request) -> Response:
-        rows = [t for t in await ctx.tokens.list() if t["id"] == request.path_params["id"]]
-        if not rows:
+        if not await ctx.tokens.revoke(request.path_params["id"]):
             raise not_found("token")
-        digest = (await ctx.db.rows("SELECT token_hash FROM tokens FINAL WHERE id = {i:String}",
-                                    {"i": rows[0]["id"]}))[0][0]  # fmt: skip
-        await ctx.tokens.save(str(rows[0]["id"]), str(rows[0]["name"]), str(digest), list(rows[0]["scopes"]), True)  # type: ignore[call-overload]
         return Response(status_code=204)
 
     return handler
@@ -121,7 +118,9 @@ def _rotate(ctx: AdminContext) -> Handler:
 def _events(ctx: AdminContext) -> Handler:
     async def handler(request: Request) -> Response:
         source = await ctx.sources.get(request.path_params["id"])
-        page = await list_events(ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request))
+        page = await list_events(
+            ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request)
+        )
         return json_response(page)
 
     return handler
@@ -130,7 +129,9 @@ def _events(ctx: AdminContext) -> Handler:
 def _rejected(ctx: AdminContext) -> Handler:
     async def handler(request: Request) -> Response:
         source = await ctx.sources.get(request.path_params["id"])
-        page = await list_rejected(ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request))
+        page = await list_rejected(
+            ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request)
+        )
         return json_response(page)
 
     return handler
@@ -138,6 +139,7 @@ def _rejected(ctx: AdminContext) -> Handler:
 
 def render_snippet(template: str, write_key: str, host: str, tag_path: str) -> str:
     """Fill the snippet template; values are JSON-encoded for the script and HTML-safe."""
+
     def js(value: str) -> str:
         return json.dumps(value)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e")
 
@@ -152,5 +154,3 @@ def _snippet(ctx: AdminContext) -> Handler:
         return HTMLResponse(body)
 
     return handler
-
-

@@ -13,10 +13,28 @@ from activation.db import Database
 
 IP_POLICIES = ("keep", "truncate", "drop")
 DEFAULT_RATE_LIMIT_PER_S = 1000
-COLUMNS = ["id", "name", "write_key", "allowed_origins", "ip_policy", "rate_limit_per_s", "retention_days",
-           "enabled", "deleted", "created_at", "updated_at", "version"]  # fmt: skip
-_EDITABLE = {"name": str, "allowed_origins": list, "ip_policy": str, "rate_limit_per_s": int,
-             "retention_days": int, "enabled": bool}  # fmt: skip
+COLUMNS = [
+    "id",
+    "name",
+    "write_key",
+    "allowed_origins",
+    "ip_policy",
+    "rate_limit_per_s",
+    "retention_days",
+    "enabled",
+    "deleted",
+    "created_at",
+    "updated_at",
+    "version",
+]
+_EDITABLE = {
+    "name": str,
+    "allowed_origins": list,
+    "ip_policy": str,
+    "rate_limit_per_s": int,
+    "retention_days": int,
+    "enabled": bool,
+}
 
 
 def new_write_key() -> str:
@@ -29,13 +47,17 @@ def validate(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
     unknown = set(fields) - set(_EDITABLE)
     errors.update({name: "unknown field" for name in unknown})
     for name, kind in _EDITABLE.items():
-        if name in fields and (not isinstance(fields[name], kind) or isinstance(fields[name], bool) != (kind is bool)):
+        if name in fields and (
+            not isinstance(fields[name], kind) or isinstance(fields[name], bool) != (kind is bool)
+        ):
             errors[name] = f"must be {kind.__name__}"
     if creating and not str(fields.get("name", "")).strip():
         errors["name"] = "required"
     if "ip_policy" in fields and fields["ip_policy"] not in IP_POLICIES:
         errors["ip_policy"] = f"must be one of {list(IP_POLICIES)}"
-    if isinstance(fields.get("allowed_origins"), list) and not all(isinstance(o, str) for o in fields["allowed_origins"]):
+    if isinstance(fields.get("allowed_origins"), list) and not all(
+        isinstance(o, str) for o in fields["allowed_origins"]
+    ):
         errors["allowed_origins"] = "must be a list of origins"
     for name in ("rate_limit_per_s", "retention_days"):
         if isinstance(fields.get(name), int) and not 0 <= fields[name] <= 1_000_000:
@@ -59,7 +81,8 @@ class SourceStore:
 
     async def list(self, after: str, limit: int) -> list[dict[str, Any]]:
         return await self.db.dicts(
-            "SELECT * FROM sources FINAL WHERE deleted = 0 AND id > {after:String} ORDER BY id LIMIT {n:UInt32}",
+            "SELECT * FROM sources FINAL WHERE deleted = 0 AND id > {after:String} "
+            "ORDER BY id LIMIT {n:UInt32}",
             {"after": after, "n": limit},
         )
 
@@ -71,9 +94,18 @@ class SourceStore:
     async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
         validate(fields, creating=True)
         now = datetime.now(UTC)
-        source = {"id": "src_" + uuid.uuid4().hex[:20], "write_key": new_write_key(), "allowed_origins": [],
-                  "ip_policy": "keep", "rate_limit_per_s": DEFAULT_RATE_LIMIT_PER_S, "retention_days": 0,
-                  "enabled": True, "deleted": 0, "created_at": now, **fields}  # fmt: skip
+        source = {
+            "id": "src_" + uuid.uuid4().hex[:20],
+            "write_key": new_write_key(),
+            "allowed_origins": [],
+            "ip_policy": "keep",
+            "rate_limit_per_s": DEFAULT_RATE_LIMIT_PER_S,
+            "retention_days": 0,
+            "enabled": True,
+            "deleted": 0,
+            "created_at": now,
+            **fields,
+        }
         source["name"] = str(source["name"]).strip()
         return await self._write(source)
 
@@ -97,8 +129,14 @@ class SourceStore:
 def public(source: dict[str, Any]) -> dict[str, Any]:
     """The API shape of a source."""
     return {
-        "id": source["id"], "name": source["name"], "write_key": source["write_key"],
-        "allowed_origins": list(source["allowed_origins"]), "ip_policy": source["ip_policy"],
-        "rate_limit_per_s": int(source["rate_limit_per_s"]), "retention_days": int(source["retention_days"]),
-        "enabled": bool(source["enabled"]), "created_at": source["created_at"], "updated_at": source["updated_at"],
-    }  # fmt: skip
+        "id": source["id"],
+        "name": source["name"],
+        "write_key": source["write_key"],
+        "allowed_origins": list(source["allowed_origins"]),
+        "ip_policy": source["ip_policy"],
+        "rate_limit_per_s": int(source["rate_limit_per_s"]),
+        "retention_days": int(source["retention_days"]),
+        "enabled": bool(source["enabled"]),
+        "created_at": source["created_at"],
+        "updated_at": source["updated_at"],
+    }

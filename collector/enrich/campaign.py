@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from collector.row import object_at
+
 CLICK_IDS = ("gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id")
 _UTM = {"source": "source", "medium": "medium", "campaign": "name", "term": "term", "content": "content"}
 MAX_VALUE = 512
@@ -22,8 +24,8 @@ def _query(url: str) -> dict[str, str]:
 
 
 def enrich_campaign(context: dict[str, Any]) -> dict[str, Any]:
-    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
+    campaign = object_at(context, "campaign")
+    page = object_at(context, "page")
     url = page.get("url") if isinstance(page.get("url"), str) else ""
     query = _query(url) if url and "?" in url else {}
     out: dict[str, Any] = {}

@@ -6,6 +6,7 @@ runs without it: a bad file never stops the collector.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import lru_cache
 from typing import Any
@@ -23,10 +24,8 @@ def _open(path: str, kind: str) -> geoip2.database.Reader | None:
     try:
         reader = geoip2.database.Reader(path)
         probe = getattr(reader, kind)
-        try:
+        with contextlib.suppress(geoip2.errors.AddressNotFoundError, ValueError):
             probe("1.1.1.1")  # corrupt trees often only fail on the first lookup
-        except (geoip2.errors.AddressNotFoundError, ValueError):
-            pass
         return reader
     except (OSError, InvalidDatabaseError, ValueError, TypeError) as exc:
         log.error("GeoIP %s database %s is unusable, geo enrichment off for it: %s", kind, path, exc)

@@ -8,11 +8,42 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-SEARCH = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.", "ecosia.org",
-          "search.brave.com", "qwant.com", "naver.com", "startpage.com")  # fmt: skip
-SOCIAL = ("facebook.com", "fb.com", "instagram.com", "t.co", "twitter.com", "x.com", "linkedin.com",
-          "lnkd.in", "reddit.com", "pinterest.", "tiktok.com", "youtube.com", "news.ycombinator.com",
-          "mastodon.", "threads.net", "bsky.app", "whatsapp.com", "telegram.org", "vk.com")  # fmt: skip
+from collector.row import object_at
+
+SEARCH = (
+    "google.",
+    "bing.com",
+    "duckduckgo.com",
+    "yahoo.",
+    "baidu.com",
+    "yandex.",
+    "ecosia.org",
+    "search.brave.com",
+    "qwant.com",
+    "naver.com",
+    "startpage.com",
+)
+SOCIAL = (
+    "facebook.com",
+    "fb.com",
+    "instagram.com",
+    "t.co",
+    "twitter.com",
+    "x.com",
+    "linkedin.com",
+    "lnkd.in",
+    "reddit.com",
+    "pinterest.",
+    "tiktok.com",
+    "youtube.com",
+    "news.ycombinator.com",
+    "mastodon.",
+    "threads.net",
+    "bsky.app",
+    "whatsapp.com",
+    "telegram.org",
+    "vk.com",
+)
 EMAIL = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.", "mail.proton.me")
 
 
@@ -25,8 +56,10 @@ def _host(url: str) -> str:
 
 
 def _matches(host: str, patterns: tuple[str, ...]) -> bool:
-    return any(host == p or host.endswith("." + p) or (p.endswith(".") and p in host + ".") or
-               host.startswith(p) for p in patterns)  # fmt: skip
+    return any(
+        host == p or host.endswith("." + p) or (p.endswith(".") and p in host + ".") or host.startswith(p)
+        for p in patterns
+    )
 
 
 def medium_of(referrer_host: str, page_host: str, utm_medium: str) -> str:
@@ -46,9 +79,12 @@ def medium_of(referrer_host: str, page_host: str, utm_medium: str) -> str:
 
 
 def enrich_referrer(context: dict[str, Any], utm_medium: str) -> dict[str, Any]:
-    page = context.get("page") if isinstance(context.get("page"), dict) else {}
-    referrer = context.get("referrer") if isinstance(context.get("referrer"), dict) else {}
+    page = object_at(context, "page")
+    referrer = object_at(context, "referrer")
     url = page.get("referrer") or referrer.get("url") or referrer.get("link") or ""
     referrer_host = _host(url) if isinstance(url, str) else ""
     page_host = _host(page["url"]) if isinstance(page.get("url"), str) else ""
-    return {"referrer_domain": referrer_host, "referrer_medium": medium_of(referrer_host, page_host, utm_medium)}
+    return {
+        "referrer_domain": referrer_host,
+        "referrer_medium": medium_of(referrer_host, page_host, utm_medium),
+    }

@@ -26,9 +26,13 @@ def _user_agent(text: str) -> UserAgent:
     agent.browser = parse_browser(
         browser.family if browser else "Other", *(_parts(browser) if browser else ())
     )
-    agent.os = parse_operating_system(system.family if system else "Other", *(_parts(system) if system else ()))
+    agent.os = parse_operating_system(
+        system.family if system else "Other", *(_parts(system) if system else ())
+    )
     agent.device = parse_device(
-        device.family if device else "Other", device.brand if device else None, device.model if device else None
+        device.family if device else "Other",
+        device.brand if device else None,
+        device.model if device else None,
     )
     return agent
 

@@ -43,8 +43,10 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
     source = server.create_source("kill-9")
     acked: list[str] = []
     stop = threading.Event()
-    senders = [threading.Thread(target=_sender, args=(server.url, source["write_key"], acked, stop, n))
-               for n in (1, 5, 20, 50)]  # fmt: skip
+    senders = [
+        threading.Thread(target=_sender, args=(server.url, source["write_key"], acked, stop, n))
+        for n in (1, 5, 20, 50)
+    ]
     for thread in senders:
         thread.start()
     time.sleep(3)
@@ -113,7 +115,9 @@ def test_clickhouse_outage_spools_then_503_then_drains_exactly_once(tmp_path: Pa
         source = server.create_source("outage")
         unknown = server.create_source("created-but-never-used")
         warm = {"event": "warm", "userId": "u", "messageId": str(uuid.uuid4())}
-        assert server.http.post("/v1/track", json=warm, headers=_headers(source["write_key"])).status_code == 200
+        assert (
+            server.http.post("/v1/track", json=warm, headers=_headers(source["write_key"])).status_code == 200
+        )
         server.set_clickhouse_down(True)
         cold = server.http.post("/v1/track", json=warm, headers=_headers(unknown["write_key"]))
         assert cold.status_code == 503, "an unverifiable key during an outage must not be a 401"
@@ -135,7 +139,9 @@ def test_clickhouse_outage_spools_then_503_then_drains_exactly_once(tmp_path: Pa
         body = {"batch": [{"type": "track", "event": "o", "userId": "u", "messageId": i} for i in retried]}
         server.set_clickhouse_down(False)
         deadline = time.monotonic() + 30  # the client retries until the drained spool has room again
-        while server.http.post("/v1/batch", json=body, headers=_headers(source["write_key"])).status_code != 200:
+        while (
+            server.http.post("/v1/batch", json=body, headers=_headers(source["write_key"])).status_code != 200
+        ):
             assert time.monotonic() < deadline, "the spool never drained after recovery"
             time.sleep(0.2)
         stored = server.wait_for_ids(source["id"], acked, timeout_s=60)
@@ -156,15 +162,19 @@ def test_dedupe_holds_across_a_restart(tmp_path: Path) -> None:
     assert "Application shutdown complete" in server.log()
     restarted = ServerProcess(server.data_dir).start()
     try:
-        assert restarted.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+        assert (
+            restarted.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code
+            == 200
+        )
         time.sleep(1.5)
         assert _stored_ids(restarted, source["id"]) == [message_id]
     finally:
         restarted.stop()
 
 
-@pytest.mark.parametrize("database", ["GeoIP2-City-Test-Broken-Double-Format.mmdb",
-                                      "GeoIP2-City-Test-Invalid-Node-Count.mmdb"])  # fmt: skip
+@pytest.mark.parametrize(
+    "database", ["GeoIP2-City-Test-Broken-Double-Format.mmdb", "GeoIP2-City-Test-Invalid-Node-Count.mmdb"]
+)
 def test_a_corrupt_geoip_database_does_not_stop_the_server(tmp_path: Path, database: str) -> None:
     from tests.server import GEOIP_DIR
 
@@ -173,7 +183,9 @@ def test_a_corrupt_geoip_database_does_not_stop_the_server(tmp_path: Path, datab
         source = server.create_source("geo")
         message_id = str(uuid.uuid4())
         body = {"event": "x", "userId": "u", "messageId": message_id, "context": {"ip": "81.2.69.142"}}
-        assert server.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+        assert (
+            server.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+        )
         stored = server.wait_for_ids(source["id"], [message_id])
         assert [e["messageId"] for e in stored] == [message_id]
         assert stored[0]["enrichment"]["geo"]["country"] == ""

@@ -6,7 +6,12 @@ from tests.server import ServerProcess
 
 
 def test_no_admin_route_without_a_valid_token(server: ServerProcess) -> None:
-    for method, path in [("GET", "/sources"), ("POST", "/sources"), ("GET", "/tokens"), ("GET", "/sources/x/events")]:
+    for method, path in [
+        ("GET", "/sources"),
+        ("POST", "/sources"),
+        ("GET", "/tokens"),
+        ("GET", "/sources/x/events"),
+    ]:
         response = server.http.request(method, "/admin/v1" + path)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
@@ -35,7 +40,9 @@ def test_sources_crud_and_validation(server: ServerProcess) -> None:
     assert source["ip_policy"] == "truncate" and source["enabled"] is True and len(source["write_key"]) >= 24
     fetched = server.admin("GET", f"/sources/{source['id']}").json()
     assert fetched["allowed_origins"] == ["https://a.example"]
-    patched = server.admin("PATCH", f"/sources/{source['id']}", json={"name": "renamed", "rate_limit_per_s": 50})
+    patched = server.admin(
+        "PATCH", f"/sources/{source['id']}", json={"name": "renamed", "rate_limit_per_s": 50}
+    )
     assert patched.json()["name"] == "renamed" and patched.json()["rate_limit_per_s"] == 50
     invalid = server.admin("POST", "/sources", json={"name": "", "ip_policy": "hide", "bogus": 1})
     assert invalid.status_code == 400
