@@ -1,0 +1,75 @@
+"""Migrations: ordered, idempotent statements, a ledger, a rendered cluster variant, and the seam
+between what the collector writes and what the table holds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from clickhouse.client import ClickHouseTarget
+from clickhouse.cluster import render_cluster
+from clickhouse.migrations import load_migrations, migrate
+from collector.enrich.geo import GeoLookup
+from collector.normalize import Defaults, Event, normalize
+from collector.pipeline import RequestFacts, build_row, build_steps
+from collector.sources import Source
+from tests.server import GEOIP_DIR
+
+_IDEMPOTENT = re.compile(r"^(CREATE (TABLE|(MATERIALIZED )?VIEW|DICTIONARY) IF NOT EXISTS|ALTER TABLE \w+ "
+                         r"(ADD|DROP|MODIFY) (COLUMN|INDEX|PROJECTION|TTL|SETTING)( IF (NOT )?EXISTS)?)")
+
+
+def test_every_statement_is_idempotent_and_numbers_have_no_gaps() -> None:
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    for migration in migrations:
+        for statement in migration.statements():
+            assert _IDEMPOTENT.match(statement), f"{migration.name}: not idempotent: {statement[:80]}"
+
+
+def test_migrate_twice_applies_nothing_the_second_time(ch_target: ClickHouseTarget, ch: Client) -> None:
+    assert migrate(ch_target) == []
+    ledger = ch.query("SELECT version FROM schema_migrations ORDER BY version").result_rows
+    assert [r[0] for r in ledger] == [m.version for m in load_migrations()]
+
+
+def test_cluster_rendering_replicates_and_distributes() -> None:
+    statements = [s for m in load_migrations() for s in m.statements()]
+    rendered = render_cluster(statements[0], "prod", "magpie")
+    assert "CREATE TABLE IF NOT EXISTS events_local ON CLUSTER prod" in rendered
+    assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/magpie/events_local', '{replica}')" in rendered
+    assert "ENGINE = Distributed(prod, magpie, events_local, rand())" in rendered
+    sources = next(s for s in statements if "EXISTS sources" in s)
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/magpie/sources_local', '{replica}', version)" in (
+        render_cluster(sources, "prod", "magpie")
+    )
+    for statement in statements:
+        assert "ON CLUSTER prod" in render_cluster(statement, "prod", "magpie")
+
+
+def _row(ip: str = "81.2.69.142") -> dict[str, object]:
+    """A row with every enrichment applied (full geo, campaign with a click id, referrer)."""
+    url = "https://s.example/?utm_source=a&utm_medium=b&utm_campaign=c&utm_term=d&utm_content=e&gclid=g"
+    item = {"type": "track", "event": "E", "userId": "u", "context": {"page": {"url": url}}}
+    event = normalize(item, b"{}", Defaults(), datetime.now(UTC), None, False)
+    assert isinstance(event, Event)
+    facts = RequestFacts(ip, "curl/8", Source("s", "k"))
+    geo = GeoLookup(str(GEOIP_DIR / "GeoIP2-City-Test.mmdb"), str(GEOIP_DIR / "GeoLite2-ASN-Test.mmdb"))
+    return build_row(event, facts, build_steps(geo), "ingest-1", [])
+
+
+def test_the_collector_writes_exactly_the_columns_of_the_events_table(ch: Client) -> None:
+    table = {r[0] for r in ch.query("SELECT name FROM system.columns WHERE database = currentDatabase() "
+                                    "AND table = 'events'").result_rows}  # fmt: skip
+    written = set(_row()) | set(_row("1.128.0.0"))  # city data for one address, ASN data for the other
+    assert written == table - {"inserted_at"}, (written ^ table)
+
+
+def test_a_collector_row_inserts_as_json_each_row(ch: Client) -> None:
+    row = _row()
+    ch.raw_insert("events", None, orjson.dumps(row), {"date_time_input_format": "best_effort"}, "JSONEachRow")
+    stored = ch.query("SELECT type, event, ip FROM events WHERE ingest_id = 'ingest-1'").result_rows
+    assert stored == [("track", "E", "81.2.69.142")]
