@@ -201,7 +201,7 @@ class FakeGoogleAds(FakeServer):
 
     def _too_many(self, operations: list[Any]) -> web.Response | None:
         counts = [
-            len(next(iter(op.values()), {}).get("userIdentifiers", []))
+            len((next(iter(op.values()), None) or {}).get("userIdentifiers", []))
             for op in operations
             if isinstance(op, dict)
         ]

@@ -110,11 +110,12 @@ class FakeHubSpot(FakeServer):
 
     async def upsert(self, request: web.Request) -> web.StreamResponse:
         problem, body = await self._body(request)
-        inputs = body.get("inputs")
+        inputs: Any = body.get("inputs")
         problem = problem or self._inputs_problem(inputs)
         if problem is not None:
             return problem
-        results, errors = [], []
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
         for item in inputs:
             outcome = self._upsert_one(item)
             (errors if outcome.get("status") == "error" else results).append(outcome)
@@ -162,7 +163,8 @@ class FakeHubSpot(FakeServer):
 
     async def read(self, request: web.Request) -> web.StreamResponse:
         problem, body = await self._body(request)
-        inputs, prop = body.get("inputs"), body.get("idProperty", "hs_object_id")
+        inputs: Any = body.get("inputs")
+        prop = body.get("idProperty", "hs_object_id")
         problem = problem or self._inputs_problem(inputs)
         if problem is not None:
             return problem

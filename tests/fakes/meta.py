@@ -130,8 +130,8 @@ class FakeMeta(FakeServer):
         problem = self._auth_problem(params) or self._audience_problem(audience)
         if problem is not None:
             return problem
-        payload = params.get("payload")
-        payload = orjson.loads(payload) if isinstance(payload, str) else payload
+        raw_payload = params.get("payload")
+        payload: Any = orjson.loads(raw_payload) if isinstance(raw_payload, str) else raw_payload
         shape = check_payload(payload)
         if shape is not None:
             return graph_error(400, 100, f"(#100) {shape}")

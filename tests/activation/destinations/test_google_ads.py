@@ -5,7 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from activation.destinations import AuthExpiredError, Credentials, Member, PermanentError, RetryableError, SyncBatch
+from activation.destinations import (
+    AuthExpiredError,
+    Credentials,
+    Member,
+    PermanentError,
+    RetryableError,
+    SyncBatch,
+)
 from activation.destinations.google_ads import GoogleAdsDestination
 from activation.destinations.google_ads_payload import (
     build_operations,
@@ -33,13 +40,26 @@ def member(pid: str, email: str | None = None, **identifiers: list[str]) -> Memb
 def test_identifiers_are_one_oneof_field_each_with_plain_address_codes() -> None:
     m = Member(
         "p1",
-        {"email": [" John.Smith@Gmail.com"], "phone": ["+1 212-565-0000"], "first_name": [" John "],
-         "last_name": ["SMITH"], "country": ["us"], "zip": ["94045"]},
+        {
+            "email": [" John.Smith@Gmail.com"],
+            "phone": ["+1 212-565-0000"],
+            "first_name": [" John "],
+            "last_name": ["SMITH"],
+            "country": ["us"],
+            "zip": ["94045"],
+        },
     )
     assert contact_identifiers(m, gmail_rule=True) == [
         {"hashedEmail": JOHNSMITH_GMAIL},
         {"hashedPhoneNumber": PLUS_E164},
-        {"addressInfo": {"hashedFirstName": JOHN, "hashedLastName": SMITH, "countryCode": "US", "postalCode": "94045"}},
+        {
+            "addressInfo": {
+                "hashedFirstName": JOHN,
+                "hashedLastName": SMITH,
+                "countryCode": "US",
+                "postalCode": "94045",
+            }
+        },
     ]
 
 
@@ -75,7 +95,9 @@ def test_crm_id_lists_send_third_party_user_ids() -> None:
     assert ops[0].to_json() == {"create": {"userIdentifiers": [{"thirdPartyUserId": "u-1"}]}}
 
 
-def error_response(status: int, errors: list[dict[str, object]], headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(
+    status: int, errors: list[dict[str, object]], headers: dict[str, str] | None = None
+) -> HttpResponse:
     body = {"error": {"code": status, "message": "m", "status": "X", "details": [{"errors": errors}]}}
     return HttpResponse(status, headers or {}, orjson.dumps(body))
 
@@ -86,21 +108,41 @@ def test_concurrent_modification_is_retryable_even_as_400() -> None:
 
 
 def test_quota_error_carries_retry_delay() -> None:
-    errors = [{"errorCode": {"quotaError": "RESOURCE_EXHAUSTED"}, "details": {"quotaErrorDetails": {"retryDelay": "42s"}}}]
+    errors = [
+        {
+            "errorCode": {"quotaError": "RESOURCE_EXHAUSTED"},
+            "details": {"quotaErrorDetails": {"retryDelay": "42s"}},
+        }
+    ]
     err = classify_error(error_response(429, errors))
     assert isinstance(err, RetryableError)
     assert err.retry_after_s == 42.0
 
 
 def test_other_400s_are_permanent_and_401_is_auth() -> None:
-    assert isinstance(classify_error(error_response(400, [{"errorCode": {"fieldError": "REQUIRED"}}])), PermanentError)
+    assert isinstance(
+        classify_error(error_response(400, [{"errorCode": {"fieldError": "REQUIRED"}}])), PermanentError
+    )
     assert isinstance(classify_error(error_response(401, [])), AuthExpiredError)
 
 
 def test_partial_failure_maps_operation_index() -> None:
-    body = {"partialFailureError": {"code": 3, "details": [{"errors": [
-        {"errorCode": {"offlineUserDataJobError": "INVALID_SHA256_FORMAT"}, "message": "bad",
-         "location": {"fieldPathElements": [{"fieldName": "operations", "index": 2}]}}]}]}}
+    body = {
+        "partialFailureError": {
+            "code": 3,
+            "details": [
+                {
+                    "errors": [
+                        {
+                            "errorCode": {"offlineUserDataJobError": "INVALID_SHA256_FORMAT"},
+                            "message": "bad",
+                            "location": {"fieldPathElements": [{"fieldName": "operations", "index": 2}]},
+                        }
+                    ]
+                }
+            ],
+        }
+    }
     [failure] = partial_failures(body)
     assert (failure.operation_index, failure.code, failure.retryable) == (2, "INVALID_SHA256_FORMAT", False)
     assert partial_failures({"partialFailureError": {"code": 0}}) == []
@@ -110,15 +152,29 @@ def test_partial_failure_maps_operation_index() -> None:
 
 
 def config(fake: FakeGoogleAds, **extra: object) -> dict[str, object]:
-    return {"customer_id": "123-456-7890", "user_list_id": "987654", "base_url": fake.base_url,
-            "token_url": fake.base_url + "/token", **extra}
+    return {
+        "customer_id": "123-456-7890",
+        "user_list_id": "987654",
+        "base_url": fake.base_url,
+        "token_url": fake.base_url + "/token",
+        **extra,
+    }
 
 
-CREDS = Credentials({"developer_token": "dev-token", "access_token": "access-1", "client_id": "client-id",
-                     "client_secret": "client-secret", "refresh_token": "refresh-1"})
+CREDS = Credentials(
+    {
+        "developer_token": "dev-token",
+        "access_token": "access-1",
+        "client_id": "client-id",
+        "client_secret": "client-secret",
+        "refresh_token": "refresh-1",
+    }
+)
 
 
-async def test_add_then_remove_reaches_expected_membership(google: FakeGoogleAds, session: SafeSession) -> None:
+async def test_add_then_remove_reaches_expected_membership(
+    google: FakeGoogleAds, session: SafeSession
+) -> None:
     entered = [member(f"p{i}", f"User{i}@Example.com") for i in range(5)]
     result = await DEST.send(session, SyncBatch("vip", entered=entered), CREDS, config(google))
     assert (result.added, result.failures) == (5, ())
@@ -130,9 +186,13 @@ async def test_add_then_remove_reaches_expected_membership(google: FakeGoogleAds
     assert all(job.status == "SUCCESS" for job in google.jobs.values())
 
 
-async def test_large_batches_use_several_add_operations_on_one_job(google: FakeGoogleAds, session: SafeSession) -> None:
+async def test_large_batches_use_several_add_operations_on_one_job(
+    google: FakeGoogleAds, session: SafeSession
+) -> None:
     entered = [member(f"p{i}", f"u{i}@example.com") for i in range(30)]
-    await DEST.send(session, SyncBatch("a", entered=entered), CREDS, config(google, identifiers_per_request=7))
+    await DEST.send(
+        session, SyncBatch("a", entered=entered), CREDS, config(google, identifiers_per_request=7)
+    )
     assert len(google.requests_to(":addOperations")) == 5
     assert len(google.requests_to(":create")) == 1
     assert len(google.members("1234567890", "987654")) == 30
@@ -147,7 +207,9 @@ async def test_partial_failure_is_reported_per_record(google: FakeGoogleAds, ses
     assert [(f.profile_id, f.reason, f.permanent) for f in result.failures] == [
         ("empty", "no_matchable_identifiers", True)
     ]
-    wrong = await DEST.send(session, SyncBatch("a", entered=[member("e", "x@y.com")]), CREDS, config(google, user_list_id="555"))
+    wrong = await DEST.send(
+        session, SyncBatch("a", entered=[member("e", "x@y.com")]), CREDS, config(google, user_list_id="555")
+    )
     assert wrong.added == 0
     assert "INCOMPATIBLE_UPLOAD_KEY_TYPE" in wrong.failures[0].reason
 
@@ -159,7 +221,9 @@ async def test_throttling_is_retryable_with_delay(google: FakeGoogleAds, session
     assert info.value.retry_after_s == 17.0
 
 
-async def test_concurrent_modification_on_add_is_retryable(google: FakeGoogleAds, session: SafeSession) -> None:
+async def test_concurrent_modification_on_add_is_retryable(
+    google: FakeGoogleAds, session: SafeSession
+) -> None:
     google.inject("concurrent_modification", path=":addOperations")
     batch = SyncBatch("a", entered=[member("p", "a@b.com")])
     with pytest.raises(RetryableError):
@@ -195,4 +259,3 @@ async def test_test_connection_checks_the_list(google: FakeGoogleAds, session: S
 def test_config_validation_reports_fields() -> None:
     errors = DEST.validate_config({"customer_id": "12-34", "upload_key_type": "EMAIL", "base_url": "ftp://x"})
     assert set(errors) == {"customer_id", "user_list_id", "upload_key_type", "base_url"}
-

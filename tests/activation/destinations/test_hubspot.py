@@ -7,15 +7,28 @@ import datetime as dt
 import orjson
 import pytest
 
-from activation.destinations import AuthExpiredError, Credentials, Member, PermanentError, RetryableError, SyncBatch
+from activation.destinations import (
+    AuthExpiredError,
+    Credentials,
+    Member,
+    PermanentError,
+    RetryableError,
+    SyncBatch,
+)
 from activation.destinations.hubspot import HubSpotDestination
 from activation.destinations.hubspot_payload import Keyed, classify_error, upsert_body, upsert_outcome
 from activation.net import HttpResponse, SafeSession
 from tests.fakes.hubspot import FakeHubSpot
 
 DEST = HubSpotDestination()
-CREDS = Credentials({"access_token": "access-1", "refresh_token": "refresh-1", "client_id": "client-id",
-                     "client_secret": "client-secret"})
+CREDS = Credentials(
+    {
+        "access_token": "access-1",
+        "refresh_token": "refresh-1",
+        "client_id": "client-id",
+        "client_secret": "client-secret",
+    }
+)
 
 
 def member(pid: str, email: str) -> Member:
@@ -25,14 +38,26 @@ def member(pid: str, email: str) -> Member:
 def test_upsert_body_dedupes_keys_and_traces_by_key() -> None:
     keyed = [Keyed(member("a", "x@y.com"), "x@y.com"), Keyed(member("b", "x@y.com"), "x@y.com")]
     body = upsert_body(keyed, "email")
-    assert body == {"inputs": [{"idProperty": "email", "id": "x@y.com", "objectWriteTraceId": "x@y.com",
-                                "properties": {"email": "x@y.com", "firstname": "Ann", "phone": "+442079460000"}}]}
+    assert body == {
+        "inputs": [
+            {
+                "idProperty": "email",
+                "id": "x@y.com",
+                "objectWriteTraceId": "x@y.com",
+                "properties": {"email": "x@y.com", "firstname": "Ann", "phone": "+442079460000"},
+            }
+        ]
+    }
 
 
 def test_207_errors_are_correlated_by_trace_id_not_position() -> None:
     keyed = [Keyed(member("a", "a@y.com"), "a@y.com"), Keyed(member("b", "b@y.com"), "b@y.com")]
-    body = {"results": [{"id": "7", "objectWriteTraceId": "b@y.com"}],
-            "errors": [{"category": "VALIDATION_ERROR", "message": "bad", "context": {"objectWriteTraceId": ["a@y.com"]}}]}
+    body = {
+        "results": [{"id": "7", "objectWriteTraceId": "b@y.com"}],
+        "errors": [
+            {"category": "VALIDATION_ERROR", "message": "bad", "context": {"objectWriteTraceId": ["a@y.com"]}}
+        ],
+    }
     ids, failures = upsert_outcome(body, keyed)
     assert ids == {"b@y.com": "7"}
     assert [(f.profile_id, f.permanent) for f in failures] == [("a", True)]
@@ -44,7 +69,9 @@ def test_empty_2xx_is_a_retryable_record_failure() -> None:
 
 
 def rate_limited(policy: str) -> HttpResponse:
-    return HttpResponse(429, {}, orjson.dumps({"status": "error", "errorType": "RATE_LIMIT", "policyName": policy}))
+    return HttpResponse(
+        429, {}, orjson.dumps({"status": "error", "errorType": "RATE_LIMIT", "policyName": policy})
+    )
 
 
 def test_rate_limit_policies() -> None:
@@ -63,7 +90,9 @@ def config(fake: FakeHubSpot, **extra: object) -> dict[str, object]:
 
 async def test_enter_and_exit_reach_expected_list(hubspot: FakeHubSpot, session: SafeSession) -> None:
     hubspot.add_contact("existing@example.com")
-    people = [member(f"p{i}", f"P{i}@Example.com") for i in range(150)] + [member("e", "existing@example.com")]
+    people = [member(f"p{i}", f"P{i}@Example.com") for i in range(150)] + [
+        member("e", "existing@example.com")
+    ]
     result = await DEST.send(session, SyncBatch("a", entered=people), CREDS, config(hubspot))
     assert (result.added, result.failures) == (151, ())
     assert len(hubspot.requests_to("batch/upsert")) == 2
@@ -77,8 +106,11 @@ async def test_enter_and_exit_reach_expected_list(hubspot: FakeHubSpot, session:
 
 
 async def test_invalid_email_is_a_partial_failure(hubspot: FakeHubSpot, session: SafeSession) -> None:
-    people = [member("ok", "ok@example.com"), Member("bad", {"email": ["bad@@example"]}),
-              Member("typo", {"email": ["typo@example."]})]  # passes our check, HubSpot rejects it
+    people = [
+        member("ok", "ok@example.com"),
+        Member("bad", {"email": ["bad@@example"]}),
+        Member("typo", {"email": ["typo@example."]}),
+    ]  # passes our check, HubSpot rejects it
     result = await DEST.send(session, SyncBatch("a", entered=people), CREDS, config(hubspot))
     assert result.added == 1
     reasons = {f.profile_id: f.reason for f in result.failures}

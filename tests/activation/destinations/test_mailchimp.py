@@ -45,23 +45,33 @@ async def test_enter_and_exit_manage_the_audience_tag(mailchimp: FakeMailchimp, 
     assert mailchimp.status_of(LIST, "person0@example.com") == "subscribed"  # tag removed, not unsubscribed
 
 
-async def test_existing_unsubscribed_member_is_not_resubscribed(mailchimp: FakeMailchimp, session: SafeSession) -> None:
+async def test_existing_unsubscribed_member_is_not_resubscribed(
+    mailchimp: FakeMailchimp, session: SafeSession
+) -> None:
     mailchimp.add_member(LIST, "gone@example.com", "unsubscribed")
-    await DEST.send(session, SyncBatch("vip", entered=[member("p", "gone@example.com")]), CREDS, config(mailchimp))
+    await DEST.send(
+        session, SyncBatch("vip", entered=[member("p", "gone@example.com")]), CREDS, config(mailchimp)
+    )
     assert mailchimp.status_of(LIST, "gone@example.com") == "unsubscribed"
 
 
 async def test_unsubscribe_on_exit(mailchimp: FakeMailchimp, session: SafeSession) -> None:
     cfg = config(mailchimp, on_exit="unsubscribe")
     await DEST.send(session, SyncBatch("vip", entered=[member("p", "a@b.com")]), CREDS, cfg)
-    await DEST.send(session, SyncBatch("vip", exited=[member("p", "a@b.com"), member("q", "never@b.com")]), CREDS, cfg)
+    await DEST.send(
+        session, SyncBatch("vip", exited=[member("p", "a@b.com"), member("q", "never@b.com")]), CREDS, cfg
+    )
     assert mailchimp.status_of(LIST, "a@b.com") == "unsubscribed"
 
 
 async def test_per_record_failures(mailchimp: FakeMailchimp, session: SafeSession) -> None:
-    await DEST.send(session, SyncBatch("vip", entered=[member("d", "deleted@b.com")]), CREDS, config(mailchimp))
+    await DEST.send(
+        session, SyncBatch("vip", entered=[member("d", "deleted@b.com")]), CREDS, config(mailchimp)
+    )
     await DEST.delete_member(session, member("d", "deleted@b.com"), CREDS, config(mailchimp))
-    batch = SyncBatch("vip", entered=[member("ok", "ok@b.com"), member("d", "deleted@b.com"), Member("x", {})])
+    batch = SyncBatch(
+        "vip", entered=[member("ok", "ok@b.com"), member("d", "deleted@b.com"), Member("x", {})]
+    )
     result = await DEST.send(session, batch, CREDS, config(mailchimp))
     assert result.added == 1
     reasons = {f.profile_id: f.reason for f in result.failures}
@@ -73,7 +83,9 @@ async def test_concurrency_stays_within_ten_connections(session: SafeSession) ->
     async with FakeMailchimp(latency_s=0.02) as fake:
         fake.add_list(LIST)
         people = [member(f"p{i}", f"p{i}@example.com") for i in range(40)]
-        result = await DEST.send(session, SyncBatch("vip", entered=people), CREDS, config(fake, concurrency=10))
+        result = await DEST.send(
+            session, SyncBatch("vip", entered=people), CREDS, config(fake, concurrency=10)
+        )
     assert result.added == 40
     assert 2 <= fake.max_in_flight <= 10
 
@@ -86,7 +98,9 @@ async def test_too_many_connections_is_a_429(session: SafeSession) -> None:
             await DEST.send(session, SyncBatch("vip", entered=people), CREDS, config(fake, concurrency=5))
 
 
-async def test_throttle_and_server_error_are_retryable(mailchimp: FakeMailchimp, session: SafeSession) -> None:
+async def test_throttle_and_server_error_are_retryable(
+    mailchimp: FakeMailchimp, session: SafeSession
+) -> None:
     batch = SyncBatch("vip", entered=[member("p", "a@b.com")])
     mailchimp.inject("throttle")
     with pytest.raises(RetryableError) as info:
@@ -100,8 +114,12 @@ async def test_throttle_and_server_error_are_retryable(mailchimp: FakeMailchimp,
 
 async def test_bad_api_key_is_auth_error(mailchimp: FakeMailchimp, session: SafeSession) -> None:
     with pytest.raises(AuthExpiredError, match="API Key Invalid"):
-        await DEST.send(session, SyncBatch("vip", entered=[member("p", "a@b.com")]),
-                        Credentials({"api_key": "wrong-us6"}), config(mailchimp))
+        await DEST.send(
+            session,
+            SyncBatch("vip", entered=[member("p", "a@b.com")]),
+            Credentials({"api_key": "wrong-us6"}),
+            config(mailchimp),
+        )
 
 
 async def test_test_connection_and_deletion(mailchimp: FakeMailchimp, session: SafeSession) -> None:

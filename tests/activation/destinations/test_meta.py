@@ -5,7 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from activation.destinations import AuthExpiredError, Credentials, Member, PermanentError, RetryableError, SyncBatch
+from activation.destinations import (
+    AuthExpiredError,
+    Credentials,
+    Member,
+    PermanentError,
+    RetryableError,
+    SyncBatch,
+)
 from activation.destinations.meta import MetaDestination
 from activation.destinations.meta_payload import build_payloads, classify_error, member_rows
 from activation.destinations.normalize import sha256_hex
@@ -21,8 +28,12 @@ DEST = MetaDestination()
 def test_rows_hash_each_field_by_meta_rules() -> None:
     m = Member(
         "p",
-        {"email": ["John.Smith@Gmail.com", "second@example.com"], "phone": ["+1 (212) 565-0000"],
-         "country": ["US"], "advertising_id": ["AB-CD"]},
+        {
+            "email": ["John.Smith@Gmail.com", "second@example.com"],
+            "phone": ["+1 (212) 565-0000"],
+            "country": ["US"],
+            "advertising_id": ["AB-CD"],
+        },
         {"firstName": "Zoë!"},
     )
     main, extra = member_rows(m, extern_id=False)
@@ -42,7 +53,9 @@ def test_payload_rows_align_with_schema_and_split_at_10000() -> None:
 
 
 def graph(status: int, code: int, headers: dict[str, str] | None = None, **extra: object) -> HttpResponse:
-    return HttpResponse(status, headers or {}, orjson.dumps({"error": {"message": "m", "code": code, **extra}}))
+    return HttpResponse(
+        status, headers or {}, orjson.dumps({"error": {"message": "m", "code": code, **extra}})
+    )
 
 
 @pytest.mark.parametrize("code", [4, 17, 32, 613, 80003])
@@ -111,17 +124,26 @@ async def test_expired_token_then_new_token_succeeds(meta: FakeMeta, session: Sa
 
 async def test_fake_counts_unhashed_rows_as_invalid(meta: FakeMeta, session: SafeSession) -> None:
     body = orjson.dumps(
-        {"access_token": "access-1", "payload": {"schema": ["EMAIL"], "data": [["a@b.com"], [sha256_hex("c@d.com")]]}}
+        {
+            "access_token": "access-1",
+            "payload": {"schema": ["EMAIL"], "data": [["a@b.com"], [sha256_hex("c@d.com")]]},
+        }
     )
-    response = await session.request("POST", f"{meta.base_url}/v25.0/{AUDIENCE}/users", body=body,
-                                     headers={"content-type": "application/json"})
+    response = await session.request(
+        "POST",
+        f"{meta.base_url}/v25.0/{AUDIENCE}/users",
+        body=body,
+        headers={"content-type": "application/json"},
+    )
     assert response.json()["num_invalid_entries"] == 1  # type: ignore[index]
     assert meta.members(AUDIENCE) == {sha256_hex("c@d.com")}
 
 
 async def test_unknown_audience_is_permanent(meta: FakeMeta, session: SafeSession) -> None:
     with pytest.raises(PermanentError, match="100/33"):
-        await DEST.send(session, SyncBatch("a", entered=[member("p", "a@b.com")]), CREDS, config(meta, audience_id="9"))
+        await DEST.send(
+            session, SyncBatch("a", entered=[member("p", "a@b.com")]), CREDS, config(meta, audience_id="9")
+        )
 
 
 async def test_test_connection(meta: FakeMeta, session: SafeSession) -> None:

@@ -31,7 +31,9 @@ def test_non_gmail_dots_are_kept() -> None:
     assert sha256_hex(canonical_gmail("alex.2@example.com")) == ALEX2
 
 
-@pytest.mark.parametrize("raw", ["John.Smith@gmail.com", "johnsmith+promo@gmail.com", "j.o.h.n.smith+x@gmail.com"])
+@pytest.mark.parametrize(
+    "raw", ["John.Smith@gmail.com", "johnsmith+promo@gmail.com", "j.o.h.n.smith+x@gmail.com"]
+)
 def test_gmail_dots_and_plus_suffix_are_removed(raw: str) -> None:
     email = normalize_email(raw)
     assert email is not None
@@ -42,7 +44,9 @@ def test_googlemail_gets_the_gmail_rule_but_keeps_its_domain() -> None:
     assert canonical_gmail("a.b+c@googlemail.com") == "ab@googlemail.com"
 
 
-@pytest.mark.parametrize("raw", ["no-at-sign", "@example.com", "a@b", "a b@example.com", "a@@example.com", ""])
+@pytest.mark.parametrize(
+    "raw", ["no-at-sign", "@example.com", "a@b", "a b@example.com", "a@@example.com", ""]
+)
 def test_invalid_emails_are_rejected(raw: str) -> None:
     assert normalize_email(raw) is None
 
@@ -69,6 +73,8 @@ def test_meta_name_strips_punctuation_and_keeps_accents() -> None:
     assert normalize_meta_name("  O'Brien-Émile. ") == "obrienémile"
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("94045-1234", "94045"), ("SW1A 1AA", "sw1a1aa"), ("K1A-0B1", "k1a0b1")])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("94045-1234", "94045"), ("SW1A 1AA", "sw1a1aa"), ("K1A-0B1", "k1a0b1")]
+)
 def test_meta_zip(raw: str, expected: str) -> None:
     assert normalize_meta_zip(raw) == expected

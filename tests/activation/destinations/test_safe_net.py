@@ -50,7 +50,8 @@ async def test_literal_addresses_are_refused(url: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://0x7f000001/"]
+    "url",
+    ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://0x7f000001/"],
 )
 async def test_numeric_encoded_hosts_are_refused(url: str) -> None:
     with pytest.raises(UnsafeDestination) as info:
@@ -83,11 +84,17 @@ async def test_public_name_is_accepted() -> None:
 
 @pytest.mark.parametrize(
     ("answers", "reason"),
-    [(["10.0.0.5"], "private"), (["93.184.216.34", "127.0.0.1"], "loopback"), (["169.254.169.254"], "cloud_metadata")],
+    [
+        (["10.0.0.5"], "private"),
+        (["93.184.216.34", "127.0.0.1"], "loopback"),
+        (["169.254.169.254"], "cloud_metadata"),
+    ],
 )
 async def test_names_resolving_to_private_addresses_are_refused(answers: list[str], reason: str) -> None:
     with pytest.raises(UnsafeDestination) as info:
-        await check_url("https://hooks.example.net/x", EMPTY, resolve=resolver({"hooks.example.net": answers}))
+        await check_url(
+            "https://hooks.example.net/x", EMPTY, resolve=resolver({"hooks.example.net": answers})
+        )
     assert info.value.reason == reason
 
 
@@ -103,7 +110,9 @@ async def test_allow_list_permits_named_private_targets() -> None:
     await check_url("http://svc.corp/", allow, resolve=resolver({"svc.corp": ["10.20.3.4"]}))
     await check_url("http://[::1]:9000/", allow)
     with pytest.raises(UnsafeDestination):
-        await check_url("https://crm.internal:9999/api", allow, resolve=resolver({"crm.internal": ["10.9.9.9"]}))
+        await check_url(
+            "https://crm.internal:9999/api", allow, resolve=resolver({"crm.internal": ["10.9.9.9"]})
+        )
     with pytest.raises(UnsafeDestination):
         await check_url("http://[::1]:9001/", allow)
     with pytest.raises(UnsafeDestination):
@@ -170,7 +179,7 @@ async def test_loopback_is_refused_at_send_without_allow_list(redirector: tuple[
 
 
 async def test_allow_listed_loopback_is_reached(redirector: tuple[Redirector, str]) -> None:
-    server, base = redirector
+    _, base = redirector
     async with SafeSession(parse_allow_list("127.0.0.1")) as client:
         response = await client.request("GET", base + "/echo", headers={"Authorization": "Bearer t"})
     assert response.status == 200
@@ -178,9 +187,12 @@ async def test_allow_listed_loopback_is_reached(redirector: tuple[Redirector, st
 
 
 @pytest.mark.parametrize(
-    "target", ["http://10.0.0.1/", "http://169.254.169.254/latest/", "http://[::ffff:10.0.0.1]/", "http://2130706433/"]
+    "target",
+    ["http://10.0.0.1/", "http://169.254.169.254/latest/", "http://[::ffff:10.0.0.1]/", "http://2130706433/"],
 )
-async def test_redirect_to_private_address_is_refused(redirector: tuple[Redirector, str], target: str) -> None:
+async def test_redirect_to_private_address_is_refused(
+    redirector: tuple[Redirector, str], target: str
+) -> None:
     server, base = redirector
     async with SafeSession(parse_allow_list("127.0.0.1")) as client:
         with pytest.raises(UnsafeDestination):
@@ -214,7 +226,11 @@ async def test_cross_origin_redirect_drops_credentials_and_303_becomes_get(
     resolve = resolver({"fake.test": ["127.0.0.1"]})
     async with SafeSession(parse_allow_list("127.0.0.1"), resolve=resolve) as client:
         response = await client.request(
-            "POST", f"{base}/go", params={"to": other_origin + "/echo"}, headers={"Authorization": "Bearer s3"}, body=b"{}"
+            "POST",
+            f"{base}/go",
+            params={"to": other_origin + "/echo"},
+            headers={"Authorization": "Bearer s3"},
+            body=b"{}",
         )
     assert response.json() == {"method": "GET", "auth": None}
 
@@ -238,7 +254,9 @@ async def test_dns_rebinding_is_caught_at_connect(redirector: tuple[Redirector, 
 async def test_connection_is_pinned_to_the_vetted_address(redirector: tuple[Redirector, str]) -> None:
     server, base = redirector
     url = base.replace("127.0.0.1", "pinned.invalid") + "/echo"  # .invalid never resolves in real DNS
-    async with SafeSession(parse_allow_list("127.0.0.1"), resolve=resolver({"pinned.invalid": ["127.0.0.1"]})) as s:
+    async with SafeSession(
+        parse_allow_list("127.0.0.1"), resolve=resolver({"pinned.invalid": ["127.0.0.1"]})
+    ) as s:
         response = await s.request("GET", url)
     assert response.status == 200
     assert server.hits == ["echo"]

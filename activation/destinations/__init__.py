@@ -1,0 +1,49 @@
+"""Destination types: one stateless object per platform, looked up by type name in REGISTRY."""
+
+from activation.destinations.base import (
+    AuthExpiredError,
+    Credentials,
+    Destination,
+    DestinationError,
+    DestinationType,
+    Member,
+    PermanentError,
+    RecordFailure,
+    RetryableError,
+    SendResult,
+    SupportsConnectionTest,
+    SupportsDeletion,
+    SupportsTokenRefresh,
+    SyncBatch,
+)
+from activation.destinations.google_ads import GoogleAdsDestination
+from activation.destinations.hubspot import HubSpotDestination
+from activation.destinations.mailchimp import MailchimpDestination
+from activation.destinations.meta import MetaDestination
+from activation.destinations.webhook import WebhookDestination
+
+REGISTRY: dict[str, DestinationType] = {
+    "google_ads": GoogleAdsDestination(),
+    "meta": MetaDestination(),
+    "mailchimp": MailchimpDestination(),
+    "hubspot": HubSpotDestination(),
+    "webhook": WebhookDestination(),
+}
+
+__all__ = [
+    "REGISTRY",
+    "AuthExpiredError",
+    "Credentials",
+    "Destination",
+    "DestinationError",
+    "DestinationType",
+    "Member",
+    "PermanentError",
+    "RecordFailure",
+    "RetryableError",
+    "SendResult",
+    "SupportsConnectionTest",
+    "SupportsDeletion",
+    "SupportsTokenRefresh",
+    "SyncBatch",
+]
