@@ -9,14 +9,14 @@ import sys
 import uvicorn
 
 from clickhouse.migrations import migrate
-from magpie.server import App, clickhouse_target
+from magpie.server import PARTS, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
 COMMANDS = ("serve", "collector", "api", "worker", "migrate")
 
 
-def _serve(settings: Settings) -> None:
-    app = App(settings)
+def _serve(settings: Settings, parts: frozenset[str]) -> None:
+    app = App(settings, parts)
     config = uvicorn.Config(
         app.asgi,
         host=settings.host,
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         applied = migrate(clickhouse_target(settings))
         print(f"applied migrations: {applied or 'none pending'}")
         return 0
-    _serve(settings)
+    _serve(settings, PARTS if args.command == "serve" else frozenset({args.command}))
     return 0
 
 

@@ -29,8 +29,10 @@ from collector.store import EventStore
 from collector.web import STATIC
 from magpie.embedded_redis import EmbeddedRedis
 from magpie.health import health_routes
+from magpie.jobs import job_set
 from magpie.secrets_file import load_or_create_secret_key
 from magpie.settings import Settings
+from magpie.worker import JobRunner
 
 log = logging.getLogger("magpie")
 
@@ -44,6 +46,7 @@ class Runtime:
     embedded_redis: EmbeddedRedis | None = None
     redis: aioredis.Redis | None = None
     collector: Collector | None = None
+    jobs: JobRunner | None = None
     draining: bool = False
 
 
@@ -86,10 +89,17 @@ def _announce(admin_secret: str | None, default_source: dict[str, object] | None
     print("\n".join(lines), file=sys.stdout, flush=True)
 
 
-class App:
-    """Build with `App(settings)`; `asgi` is the Starlette app whose lifespan runs everything."""
+PARTS = frozenset({"collector", "api", "worker"})
 
-    def __init__(self, settings: Settings) -> None:
+
+class App:
+    """Build with `App(settings, parts)`; `asgi` is the Starlette app whose lifespan runs the parts.
+
+    `magpie serve` runs every part; server mode runs `collector`, `api` or `worker` alone.
+    """
+
+    def __init__(self, settings: Settings, parts: frozenset[str] = PARTS) -> None:
+        self.parts = parts
         self.runtime = Runtime(settings)
         self.target = clickhouse_target(settings)
         self.asgi = Starlette(routes=[], lifespan=self.lifespan)
@@ -113,22 +123,32 @@ class App:
         rt.redis = aioredis.Redis.from_url(redis_url)
         await asyncio.to_thread(migrate, self.target)
         secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
-        store = EventStore(connect(self.target), settings.fault_file)
-        rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
         db = Database(connect(self.target))
+        if "collector" in self.parts:
+            store = EventStore(connect(self.target), settings.fault_file)
+            rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
+        ctx = {
+            "ch": connect(self.target),
+            "db": db,
+            "metrics": rt.metrics,
+            "secret_key": secret_key,
+            "allow_private": settings.allow_private_destinations,
+        }
+        rt.jobs = JobRunner(redis_url, job_set(ctx), rt.metrics)
+        await rt.jobs.connect()
         tokens, sources = TokenStore(db), SourceStore(db)
-        admin = AdminContext(
-            db, tokens, sources, settings.base_url, _snippet_template(), f"/tag.{rt.collector.tag.digest}.js"
-        )
-        app.router.routes.extend(self._routes(admin, db, secret_key))
-        await rt.collector.start()
-        _announce(
-            await tokens.bootstrap(settings.admin_token), await sources.ensure_default(), settings.base_url
-        )
+        app.router.routes.extend(self._routes(db, tokens, sources))
+        if rt.collector is not None:
+            await rt.collector.start()
+        if "worker" in self.parts:
+            await rt.jobs.start_worker()
+        if "api" in self.parts:
+            admin_secret = await tokens.bootstrap(settings.admin_token)
+            _announce(admin_secret, await sources.ensure_default(), settings.base_url)
 
-    def _routes(self, admin: AdminContext, db: Database, secret_key: str) -> list[BaseRoute]:
-        rt = self.runtime
-        assert rt.collector is not None and rt.redis is not None
+    def _routes(self, db: Database, tokens: TokenStore, sources: SourceStore) -> list[BaseRoute]:
+        rt, settings = self.runtime, self.runtime.settings
+        assert rt.redis is not None and rt.jobs is not None
         redis = rt.redis
 
         async def check_clickhouse() -> None:
@@ -138,18 +158,22 @@ class App:
             await redis.ping()
 
         checks = {"clickhouse": check_clickhouse, "redis": check_redis}
-        return [
-            *health_routes(checks, rt.metrics.render, lambda: rt.draining),
-            *rt.collector.routes(),
-            *admin_routes(admin),
-            openapi_route(),
-        ]
+        routes: list[BaseRoute] = [*health_routes(checks, rt.metrics.render, lambda: rt.draining)]
+        if rt.collector is not None:
+            routes += rt.collector.routes()
+        if "api" in self.parts:
+            tag_path = f"/tag.{rt.collector.tag.digest}.js" if rt.collector else "/tag.js"
+            admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(), tag_path)
+            routes += [*admin_routes(admin, rt.jobs.failures), openapi_route()]
+        return routes
 
     async def _stop(self) -> None:
         rt = self.runtime
         rt.draining = True
         if rt.collector is not None:
             await rt.collector.stop()
+        if rt.jobs is not None:
+            await rt.jobs.stop()
         if rt.redis is not None:
             await rt.redis.aclose()
         if rt.embedded_redis is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -43,7 +44,10 @@ def guarded(tokens: TokenStore, handler: Handler, scope: str | None = None) -> H
     return endpoint
 
 
-def admin_routes(ctx: AdminContext) -> list[BaseRoute]:
+JobFailures = Callable[[], Awaitable[list[dict[str, Any]]]]
+
+
+def admin_routes(ctx: AdminContext, job_failures: JobFailures) -> list[BaseRoute]:
     def g(handler: Handler) -> Handler:
         return guarded(ctx.tokens, handler)
 
@@ -56,7 +60,15 @@ def admin_routes(ctx: AdminContext) -> list[BaseRoute]:
         Route("/admin/v1/sources/{id}/events", g(_events(ctx)), methods=["GET"]),
         Route("/admin/v1/sources/{id}/rejected", g(_rejected(ctx)), methods=["GET"]),
         Route("/admin/v1/sources/{id}/snippet", g(_snippet(ctx)), methods=["GET"]),
+        Route("/admin/v1/jobs/failed", g(_failed_jobs(job_failures)), methods=["GET"]),
     ]
+
+
+def _failed_jobs(job_failures: JobFailures) -> Handler:
+    async def handler(request: Request) -> Response:
+        return json_response({"data": await job_failures(), "next_cursor": None})
+
+    return handler
 
 
 def _tokens(ctx: AdminContext) -> Handler:

@@ -1,0 +1,171 @@
+"""Background jobs on arq — the only module that imports arq.
+
+Job functions are plain `async def job(ctx, ...)` from activation/; this module wraps them with
+failure accounting, serialises payloads with msgpack (never pickle), and runs the arq worker
+either inside `magpie serve` or as `magpie worker`. Failures that exhaust their retries land in
+a Redis hash (`magpie:jobs:failed`) that the admin API lists, and in the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import orjson
+from arq import cron
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Function, Worker, func
+
+from collector.metrics import Metrics
+
+log = logging.getLogger("magpie.worker")
+JobFunction = Callable[..., Coroutine[Any, Any, Any]]
+FAILED_KEY = "magpie:jobs:failed"
+MAX_TRIES = 5
+JOB_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class CronSpec:
+    """Run `function` every `every_s` seconds (a divisor of 60 or a multiple of 60 up to an hour)."""
+
+    function: JobFunction
+    every_s: int
+
+
+@dataclass
+class JobSet:
+    functions: Sequence[JobFunction] = ()
+    crons: Sequence[CronSpec] = ()
+    ctx: dict[str, Any] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        return {"error": type(value).__name__, "message": str(value)[:500]}
+    return repr(value)
+
+
+def serialize(value: Any) -> bytes:
+    return bytes(msgpack.packb(value, default=_plain, use_bin_type=True))
+
+
+def deserialize(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _accounted(function: JobFunction, metrics: Metrics) -> JobFunction:
+    name = function.__name__
+
+    @functools.wraps(function)
+    async def job(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        metrics.inc("magpie_job_runs_total", job=name)
+        try:
+            return await function(ctx, *args, **kwargs)
+        except Exception as exc:
+            metrics.inc("magpie_job_failures_total", job=name)
+            if ctx.get("job_try", 1) >= MAX_TRIES:
+                await _record_failure(ctx, name, exc)
+            raise
+
+    return job
+
+
+async def _record_failure(ctx: dict[str, Any], name: str, exc: BaseException) -> None:
+    entry = {
+        "job_id": ctx.get("job_id"),
+        "function": name,
+        "tries": ctx.get("job_try"),
+        "error": type(exc).__name__,
+        "message": str(exc)[:500],
+        "failed_at": time.time(),
+    }
+    with contextlib.suppress(Exception):
+        await ctx["redis"].hset(FAILED_KEY, str(ctx.get("job_id")), orjson.dumps(entry))
+
+
+def _cron_fields(every_s: int) -> tuple[set[int] | None, set[int]]:
+    """(minute, second) sets for arq's cron."""
+    if every_s < 60:
+        return None, set(range(0, 60, every_s))
+    return set(range(0, 60, max(1, every_s // 60))), {0}
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+class JobRunner:
+    """Owns the arq pool (for enqueueing) and, when asked, a worker running in this process."""
+
+    def __init__(self, redis_url: str, jobs: JobSet, metrics: Metrics) -> None:
+        self.redis_url, self.jobs, self.metrics = redis_url, jobs, metrics
+        self.pool: ArqRedis | None = None
+        self.worker: Worker | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.pool = await create_pool(
+            redis_settings(self.redis_url), job_serializer=serialize, job_deserializer=deserialize
+        )
+
+    def _functions(self) -> list[Function]:
+        return [
+            func(_accounted(f, self.metrics), name=f.__name__, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S)
+            for f in self.jobs.functions
+        ]
+
+    async def start_worker(self) -> None:
+        assert self.pool is not None
+        crons = []
+        for spec in self.jobs.crons:
+            minute, second = _cron_fields(spec.every_s)
+            job = _accounted(spec.function, self.metrics)
+            crons.append(
+                cron(job, name=f"cron:{spec.function.__name__}", minute=minute, second=second, unique=True)
+            )
+        self.worker = Worker(
+            functions=self._functions(),
+            cron_jobs=crons,
+            redis_pool=self.pool,
+            handle_signals=False,
+            ctx=dict(self.jobs.ctx),
+            job_serializer=serialize,
+            job_deserializer=deserialize,
+            max_tries=MAX_TRIES,
+            job_timeout=JOB_TIMEOUT_S,
+            keep_result=3600,
+            poll_delay=0.2,
+            max_jobs=8,
+        )
+        self._task = asyncio.create_task(self.worker.async_run())
+
+    async def enqueue(
+        self, name: str, *args: Any, job_id: str | None = None, defer_s: float | None = None
+    ) -> bool:
+        """Enqueue by name; a deterministic `job_id` makes this idempotent. False if already queued."""
+        assert self.pool is not None
+        job = await self.pool.enqueue_job(name, *args, _job_id=job_id, _defer_by=defer_s)
+        return job is not None
+
+    async def failures(self) -> list[dict[str, Any]]:
+        assert self.pool is not None
+        raw: dict[bytes, bytes] = await self.pool.hgetall(FAILED_KEY)  # type: ignore[misc]
+        return sorted((orjson.loads(v) for v in raw.values()), key=lambda e: -float(e["failed_at"]))
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.pool is not None:
+            await self.pool.aclose()
