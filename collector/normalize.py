@@ -123,7 +123,7 @@ def _problem(item: dict[str, Any], raw: bytes, message_id: str) -> tuple[str, st
     for key in _OBJECT_FIELDS:
         if item.get(key) is not None and not isinstance(item[key], dict):
             return f"invalid_{key}", f"{key} must be an object"
-    shape = shape_problem(item)
+    shape = shape_problem(item, raw)
     if shape:
         return shape, "the event nests too deep or has too many keys"
     return None

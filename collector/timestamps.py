@@ -58,4 +58,6 @@ def corrected(
 
 def iso(moment: datetime) -> str:
     """Millisecond ISO-8601 in UTC with a Z, as Segment writes timestamps."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -84,12 +84,12 @@ class Writer:
         if intent is None:
             return 0
         if self.checkpoint.intent is None:
-            self._save(Checkpoint(self.checkpoint.position, intent))
+            await self._save(Checkpoint(self.checkpoint.position, intent))
         records = self._records(intent)
         started = time.perf_counter()
         await self._write(intent, [decode(r.payload) for r in records])
         self.metrics.observe_flush(time.perf_counter() - started)
-        self._save(Checkpoint(intent.end))
+        await self._save(Checkpoint(intent.end))
         self.spool.mark_consumed(intent.end)
         return len(records)
 
@@ -119,6 +119,6 @@ class Writer:
         for event in fresh:
             self.metrics.inc("magpie_events_stored_total", event.source_id)
 
-    def _save(self, checkpoint: Checkpoint) -> None:
-        save_checkpoint(self.path, checkpoint)
+    async def _save(self, checkpoint: Checkpoint) -> None:
+        await asyncio.to_thread(save_checkpoint, self.path, checkpoint)  # fsyncs stay off the event loop
         self.checkpoint = checkpoint
