@@ -19,5 +19,12 @@ async def accept(request: Request) -> Response:
 app = Starlette(routes=[Route("/v1/{kind}", accept, methods=["POST"])])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)  # fmt: skip
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )

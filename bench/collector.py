@@ -40,13 +40,27 @@ def pinned(cpu: int) -> list[str]:
 
 def wrk(url: str, batch: int, auth: str) -> dict[str, float]:
     env = {**os.environ, "BATCH": str(batch), "AUTH": auth}
-    command = [*pinned(1), "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_S}s", "--latency",
-               "-s", str(HERE / "wrk_post.lua"), url]  # fmt: skip
+    command = [
+        *pinned(1),
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{DURATION_S}s",
+        "--latency",
+        "-s",
+        str(HERE / "wrk_post.lua"),
+        url,
+    ]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "events_s": rps * batch, "p50_ms": _percentile(out, "50"), "p99_ms": _percentile(out, "99"),
-            "errors": float(non_2xx.group(1)) if non_2xx else 0.0}  # fmt: skip
+    return {
+        "rps": rps,
+        "events_s": rps * batch,
+        "p50_ms": _percentile(out, "50"),
+        "p99_ms": _percentile(out, "99"),
+        "errors": float(non_2xx.group(1)) if non_2xx else 0.0,
+    }
 
 
 def _percentile(out: str, which: str) -> float:
@@ -78,8 +92,12 @@ def magpie_server(data_dir: Path) -> tuple[ServerProcess, str, str]:
 
 
 def fixed_rate(url: str, rate: float, batch: int, auth: str) -> dict[str, float]:
-    out = subprocess.run([*pinned(1), sys.executable, str(HERE / "fixed_rate.py"), url, str(rate), "8", str(batch), auth],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [*pinned(1), sys.executable, str(HERE / "fixed_rate.py"), url, str(rate), "8", str(batch), auth],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(json.loads(out))
 
 
@@ -91,21 +109,27 @@ def visibility_ms(server: ServerProcess, source_id: str, auth: str, samples: int
         body = {"event": "visible", "userId": "v", "messageId": message_id}
         server.http.post("/v1/track", json=body, headers={"Authorization": auth})
         acked = time.perf_counter()
-        while not any(e["messageId"] == message_id for e in server.admin(
-                "GET", f"/sources/{source_id}/events", params={"limit": 5}).json()["data"]):  # fmt: skip
+        while not any(
+            e["messageId"] == message_id
+            for e in server.admin("GET", f"/sources/{source_id}/events", params={"limit": 5}).json()["data"]
+        ):
             time.sleep(0.01)
         delays.append((time.perf_counter() - acked) * 1000)
     return sorted(delays)
 
 
 def table(rows: list[tuple[str, dict[str, float], dict[str, float] | None]]) -> str:
-    lines = ["| case | server | requests/s | events/s | p50 ms | p99 ms | non-2xx | vs bare |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| case | server | requests/s | events/s | p50 ms | p99 ms | non-2xx | vs bare |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for case, result, bare in rows:
         ratio = f"{result['rps'] / bare['rps']:.0%}" if bare else "—"
         server = "bare Starlette" if bare is None else "Magpie"
-        lines.append(f"| {case} | {server} | {result['rps']:,.0f} | {result['events_s']:,.0f} | "
-                     f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['errors']:.0f} | {ratio} |")  # fmt: skip
+        lines.append(
+            f"| {case} | {server} | {result['rps']:,.0f} | {result['events_s']:,.0f} | "
+            f"{result['p50_ms']:.2f} | {result['p99_ms']:.2f} | {result['errors']:.0f} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -141,17 +165,26 @@ def main() -> None:
             results["visible_p50_ms"], results["visible_p99_ms"] = delays[len(delays) // 2], delays[-1]
         finally:
             server.stop()
-    print(table([("single event", results["bare_single"], None), ("single event", results["magpie_single"], results["bare_single"]),
-                 ("batch of 100", results["bare_batch"], None), ("batch of 100", results["magpie_batch"], results["bare_batch"])]))  # fmt: skip
+    print(
+        table(
+            [
+                ("single event", results["bare_single"], None),
+                ("single event", results["magpie_single"], results["bare_single"]),
+                ("batch of 100", results["bare_batch"], None),
+                ("batch of 100", results["magpie_batch"], results["bare_batch"]),
+            ]
+        )
+    )
     for key in ("half_peak_single", "half_peak_batch"):
         r = results[key]
-        print(f"\n{key}: {r['rate']:,.0f} req/s open-loop, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-              f"{r['failures']} non-200")  # fmt: skip
+        print(
+            f"\n{key}: {r['rate']:,.0f} req/s open-loop, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"{r['failures']} non-200"
+        )
+    print(f"\nstored {results['stored']:,.0f} of {results['accepted']:,.0f} acknowledged events")
     print(
-        f"\nstored {results['stored']:,.0f} of {results['accepted']:,.0f} acknowledged events (all durable, deduplicated)"
-    )
-    print(
-        f"ack → visible in ClickHouse: p50 {results['visible_p50_ms']:.0f} ms, max of 40 {results['visible_p99_ms']:.0f} ms"
+        f"ack → visible in ClickHouse: p50 {results['visible_p50_ms']:.0f} ms, "
+        f"max of 40 {results['visible_p99_ms']:.0f} ms"
     )
 
 
