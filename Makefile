@@ -36,6 +36,9 @@ format: $(DEV_STAMP)
 types: $(DEV_STAMP)
 	$(BIN)/mypy
 
+tag:
+	cd tag && npm ci --no-audit --no-fund && npm run build
+
 tag-check:
 	./tag/scripts/check.sh
 

@@ -52,7 +52,11 @@ def basic_write_key(authorization: str) -> str:
 def cors_headers(origin: str) -> list[tuple[bytes, bytes]]:
     if not origin:
         return []
-    return [(b"access-control-allow-origin", origin.encode("latin-1", "replace")), (b"vary", b"Origin")]
+    return [
+        (b"access-control-allow-origin", origin.encode("latin-1", "replace")),
+        (b"access-control-expose-headers", b"Retry-After"),  # the tag must see it on 429/503
+        (b"vary", b"Origin"),
+    ]
 
 
 async def send_json(

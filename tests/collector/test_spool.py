@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ async def test_concurrent_appends_read_back_in_order(tmp_path: Path) -> None:
     records = spool.read(Position(1, 0), 1000, 1 << 20)
     assert len(records) == 60
     assert {r.payload for r in records} == {f"r{i}-{j}".encode() for i in range(20) for j in range(3)}
-    assert all(a.end == b.position for a, b in zip(records, records[1:], strict=False))
+    assert all(a.end == b.position for a, b in itertools.pairwise(records))
     spool.close()
 
 
@@ -47,7 +48,9 @@ async def test_corrupt_crc_stops_reading(tmp_path: Path) -> None:
     reopened.close()
 
 
-async def test_rotation_and_consumption_delete_old_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_rotation_and_consumption_delete_old_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(spool_module, "SEGMENT_MAX_BYTES", 64)
     spool = Spool(tmp_path, 1 << 20)
     for i in range(10):

@@ -233,6 +233,7 @@ def test_cors_preflight_and_allowed_origins(server) -> None:
     )
     assert good.status_code == 200 and good.headers["access-control-allow-origin"] == "https://shop.example"
     assert "access-control-allow-credentials" not in good.headers
+    assert good.headers["access-control-expose-headers"] == "Retry-After"
     bad = post(
         server,
         "/v1/t",

@@ -46,12 +46,25 @@ async def tag_ready(page: Page) -> None:
     await page.wait_for_function("window.analytics && window.analytics.initialized === true")
 
 
-async def open_site_page(page: Page, site: Any, host: str, options: dict[str, Any] | None = None,
-                         path: str = "/", title: str = "Home", body: str = "", write_key: str = "wk_test") -> None:
-    """Serve a page embedding the snippet (pointed at `host`) on the site and open it."""
-    from tests.tag._site import page_html, snippet
+async def open_site_page(
+    page: Page,
+    site: Any,
+    host: str,
+    options: dict[str, Any] | None = None,
+    path: str = "/",
+    title: str = "Home",
+    body: str = "",
+    write_key: str = "wk_test",
+    snippet_html: str | None = None,
+) -> None:
+    """Serve a page embedding the snippet on the site and open it. The snippet is
+    `snippet_html` when given (e.g. the server's own), else the template pointed at `host`."""
+    from tests.tag._site import page_html, snippet, with_options
 
-    url = site.add(path.split("?")[0], page_html(title, head=snippet(write_key, host, options), body=body))
-    query = path[len(path.split("?")[0]):]
-    await page.goto(url + query)
+    head = (
+        with_options(snippet_html, write_key, options) if snippet_html else snippet(write_key, host, options)
+    )
+    route, _, query = path.partition("?")
+    url = site.add(route, page_html(title, head=head, body=body))
+    await page.goto(url + ("?" + query if query else ""))
     await tag_ready(page)

@@ -77,7 +77,9 @@ def _answer(recorder: Recorder) -> web.Response:
 def build_app(recorder: Recorder) -> web.Application:
     async def ingest(request: web.Request) -> web.Response:
         body = json.loads(await request.text())
-        recorder.received.append(Received(request.path, dict(request.query), request.content_type, body, recorder.status))
+        recorder.received.append(
+            Received(request.path, dict(request.query), request.content_type, body, recorder.status)
+        )
         return _answer(recorder)
 
     async def preflight(request: web.Request) -> web.Response:

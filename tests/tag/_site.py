@@ -20,14 +20,19 @@ SITE_HOST = "www.magpie.test"
 COOKIE_DOMAIN = "magpie.test"
 
 
+def with_options(snippet_html: str, write_key: str, options: dict[str, Any] | None) -> str:
+    """Add load options to a rendered snippet, as a site owner would."""
+    if options is None:
+        return snippet_html
+    call = f'.load("{write_key}")'
+    assert call in snippet_html, "the snippet no longer calls .load(WRITE_KEY)"
+    return snippet_html.replace(call, f'.load("{write_key}", {json.dumps(options)})')
+
+
 def snippet(write_key: str, host: str, options: dict[str, Any] | None = None) -> str:
-    """The shipped snippet with its placeholders filled, plus load options if any."""
+    """The shipped snippet template with its placeholders filled, plus load options if any."""
     text = SNIPPET.read_text().replace("{{WRITE_KEY}}", write_key).replace("{{HOST}}", host)
-    if options is not None:
-        call = f'.load("{write_key}")'
-        assert call in text, "snippet no longer calls .load(WRITE_KEY)"
-        text = text.replace(call, f'.load("{write_key}", {json.dumps(options)})')
-    return text
+    return with_options(text, write_key, options)
 
 
 def page_html(title: str, head: str = "", body: str = "") -> str:

@@ -52,10 +52,19 @@ async def browser() -> AsyncIterator[Browser]:
         await chromium.close()
 
 
+def visitor_user_agent(browser: Browser) -> str:
+    """What this Chromium sends when run with a window: headless mode says
+    "HeadlessChrome", which no visitor's browser does (and bot filters catch)."""
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{browser.version} Safari/537.36"
+    )
+
+
 @pytest.fixture
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh profile per test: no cookies, no localStorage."""
-    ctx = await browser.new_context()
+    ctx = await browser.new_context(user_agent=visitor_user_agent(browser))
     yield ctx
     await ctx.close()
 

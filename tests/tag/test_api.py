@@ -19,7 +19,9 @@ async def test_calls_queued_by_the_stub_are_replayed_in_order(
 ) -> None:
     early = "<script>analytics.identify('early-user'); analytics.track('Early', {n: 1})</script>"
     page = await context.new_page()
-    await page.goto(site.add("/early", page_html("Early", head=snippet("wk_test", recorder.url, QUICK) + early)))
+    await page.goto(
+        site.add("/early", page_html("Early", head=snippet("wk_test", recorder.url, QUICK) + early))
+    )
 
     await wait_for(lambda: len(recorder.events()) >= 3, what="page, identify, track")
     events = recorder.events()
@@ -32,7 +34,9 @@ async def test_a_queued_page_call_replaces_the_automatic_one(
 ) -> None:
     early = "<script>analytics.page('Docs', 'Install', {version: 2})</script>"
     page = await context.new_page()
-    await page.goto(site.add("/docs", page_html("Docs", head=snippet("wk_test", recorder.url, QUICK) + early)))
+    await page.goto(
+        site.add("/docs", page_html("Docs", head=snippet("wk_test", recorder.url, QUICK) + early))
+    )
 
     await wait_for(lambda: recorder.events(), what="the page view")
     await asyncio.sleep(0.5)
@@ -43,13 +47,17 @@ async def test_a_queued_page_call_replaces_the_automatic_one(
     assert properties["path"] == "/docs" and properties["url"] == site.url("/docs")
 
 
-async def test_code_holding_the_stub_keeps_working(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_code_holding_the_stub_keeps_working(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     keep = "<script>window.stubRef = analytics</script>"
     page = await context.new_page()
     await page.goto(site.add("/ref", page_html("Ref", head=snippet("wk_test", recorder.url, QUICK) + keep)))
     await page.wait_for_function("window.analytics.initialized")
     await page.evaluate("stubRef.track('Via Stub')")
-    await wait_for(lambda: "Via Stub" in [e.get("event") for e in recorder.events()], what="the late stub call")
+    await wait_for(
+        lambda: "Via Stub" in [e.get("event") for e in recorder.events()], what="the late stub call"
+    )
 
 
 async def test_options_callbacks_and_ready(context: BrowserContext, site: Site, recorder: Recorder) -> None:
@@ -98,8 +106,9 @@ async def test_bad_calls_never_throw_and_do_not_break_later_calls(
         """() => {
             const cyclic = {}; cyclic.self = cyclic;
             const calls = [
-                () => analytics.track(), () => analytics.track(null, 5, 'x'), () => analytics.page(123, {}, []),
-                () => analytics.identify(undefined, null), () => analytics.alias(), () => analytics.group({}),
+                () => analytics.track(), () => analytics.track(null, 5, 'x'),
+                () => analytics.page(123, {}, []), () => analytics.identify(undefined, null),
+                () => analytics.alias(), () => analytics.group({}),
                 () => analytics.track('Cyclic', cyclic), () => analytics.track('Big', {n: 10n}),
                 () => analytics.track('Bad time', {}, {timestamp: 'not a date'}),
                 () => analytics.ready('not a function'), () => analytics.consent(null),
@@ -110,14 +119,20 @@ async def test_bad_calls_never_throw_and_do_not_break_later_calls(
     )
     assert thrown == 0
     await page.evaluate("analytics.track('Still Works')")
-    await wait_for(lambda: "Still Works" in [e.get("event") for e in recorder.events()], what="a normal event")
+    await wait_for(
+        lambda: "Still Works" in [e.get("event") for e in recorder.events()], what="a normal event"
+    )
     assert errors == []
 
 
-async def test_including_the_tag_twice_is_harmless(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_including_the_tag_twice_is_harmless(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     twice = f'<script src="{recorder.url}/tag.js"></script>'
     page = await context.new_page()
-    await page.goto(site.add("/twice", page_html("Twice", head=snippet("wk_test", recorder.url, QUICK), body=twice)))
+    await page.goto(
+        site.add("/twice", page_html("Twice", head=snippet("wk_test", recorder.url, QUICK), body=twice))
+    )
     await wait_for(lambda: recorder.events(), what="the page view")
     await asyncio.sleep(1)
     assert len(recorder.events()) == 1

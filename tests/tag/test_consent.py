@@ -30,8 +30,7 @@ async def test_calls_wait_for_consent_then_carry_the_categories(
     assert await stored_queue(page) == []
 
     granted_at = datetime.now().astimezone()
-    await page.evaluate(f"analytics.consent({{categoryPreferences: {PREFERENCES!r}}})".replace("True", "true")
-                        .replace("False", "false"))
+    await page.evaluate("prefs => analytics.consent({categoryPreferences: prefs})", PREFERENCES)
     await wait_for(lambda: len(recorder.events()) >= 2, what="the buffered calls")
     page_view, track = recorder.events()
     assert (page_view["type"], track["event"]) == ("page", "Before Consent")
@@ -42,7 +41,9 @@ async def test_calls_wait_for_consent_then_carry_the_categories(
     assert "ajs_anonymous_id" in {c["name"] for c in await context.cookies()}
 
 
-async def test_consent_is_remembered_on_the_next_visit(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_consent_is_remembered_on_the_next_visit(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, {**QUICK, "requireConsent": True})
     await page.evaluate("analytics.consent({categoryPreferences: {analytics: true}})")
@@ -53,7 +54,9 @@ async def test_consent_is_remembered_on_the_next_visit(context: BrowserContext, 
     assert recorder.events()[1]["context"]["consent"] == {"categoryPreferences": {"analytics": True}}
 
 
-async def test_opt_out_drops_the_queue_and_forgets_ids(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_opt_out_drops_the_queue_and_forgets_ids(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     recorder.status = 503
     recorder.retry_after_s = 60
     page = await context.new_page()
@@ -67,16 +70,22 @@ async def test_opt_out_drops_the_queue_and_forgets_ids(context: BrowserContext, 
     assert await page.evaluate("localStorage.getItem('magpie_opt')") == '"out"'
 
 
-async def test_opt_in_after_opt_out_tracks_again(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_opt_in_after_opt_out_tracks_again(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, {**QUICK, "pageview": False})
-    await page.evaluate("analytics.optOut(); analytics.track('Dropped'); analytics.optIn(); analytics.track('Kept')")
+    await page.evaluate(
+        "analytics.optOut(); analytics.track('Dropped'); analytics.optIn(); analytics.track('Kept')"
+    )
     await wait_for(lambda: recorder.events(), what="the event after opt-in")
     await asyncio.sleep(0.5)
     assert [e["event"] for e in recorder.events()] == ["Kept"]
 
 
-async def test_gpc_is_honoured_when_configured(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_gpc_is_honoured_when_configured(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     await context.add_init_script(GPC_ON)
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, {**QUICK, "respectGPC": True})
@@ -86,14 +95,18 @@ async def test_gpc_is_honoured_when_configured(context: BrowserContext, site: Si
     assert await context.cookies() == []
 
 
-async def test_gpc_is_ignored_unless_configured(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_gpc_is_ignored_unless_configured(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     await context.add_init_script(GPC_ON)
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, QUICK)
     await wait_for(lambda: recorder.events(), what="the page view")
 
 
-async def test_dnt_is_honoured_when_configured(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_dnt_is_honoured_when_configured(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     await context.add_init_script(DNT_ON)
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, {**QUICK, "respectDNT": True})

@@ -37,7 +37,9 @@ async def test_cookies_match_analytics_js(context: BrowserContext, site: Site, r
     assert local == [json.dumps(anonymous_id), '"u-1"', '{"plan":"pro"}']
 
 
-async def test_ip_address_host_gets_a_host_only_cookie(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_ip_address_host_gets_a_host_only_cookie(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     site.add("/ip", page_html("IP", head=snippet("wk_test", recorder.url)))
     page = await context.new_page()
     await page.goto(f"http://127.0.0.1:{site.port}/ip")
@@ -55,14 +57,18 @@ async def test_message_ids_are_v4_uuids_even_without_secure_context(
     assert await page.evaluate("typeof crypto.randomUUID") == "undefined"
     await page.evaluate("analytics.track('A'); analytics.track('B')")
 
-    ids = await page.evaluate("JSON.parse(localStorage.getItem('magpie_queue')).map(item => item[1].messageId)")
+    ids = await page.evaluate(
+        "JSON.parse(localStorage.getItem('magpie_queue')).map(item => item[1].messageId)"
+    )
     ids.append(await page.evaluate("analytics.user().anonymousId()"))
     assert len(set(ids)) == 4
     for value in ids:
         assert await page.evaluate(f"/{UUID_V4}/.test({json.dumps(value)})"), value
 
 
-async def test_local_storage_copy_restores_a_lost_cookie(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_local_storage_copy_restores_a_lost_cookie(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     page = await context.new_page()
     await open_site_page(page, site, recorder.url, path="/first")
     anonymous_id = await page.evaluate("analytics.user().anonymousId()")
@@ -73,14 +79,20 @@ async def test_local_storage_copy_restores_a_lost_cookie(context: BrowserContext
     assert "ajs_anonymous_id" in {c["name"] for c in await context.cookies()}
 
 
-async def test_numeric_ids_from_storage_become_strings(context: BrowserContext, site: Site, recorder: Recorder) -> None:
-    await context.add_cookies([{"name": "ajs_user_id", "value": "12345", "domain": "." + COOKIE_DOMAIN, "path": "/"}])
+async def test_numeric_ids_from_storage_become_strings(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
+    await context.add_cookies(
+        [{"name": "ajs_user_id", "value": "12345", "domain": "." + COOKIE_DOMAIN, "path": "/"}]
+    )
     page = await context.new_page()
     await open_site_page(page, site, recorder.url)
     assert await page.evaluate("analytics.user().id()") == "12345"
 
 
-async def test_identify_merges_traits_for_the_same_user(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_identify_merges_traits_for_the_same_user(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     page = await context.new_page()
     await open_site_page(page, site, recorder.url)
     await page.evaluate("analytics.identify('u-1', {a: 1}); analytics.identify({b: 2})")
@@ -88,7 +100,9 @@ async def test_identify_merges_traits_for_the_same_user(context: BrowserContext,
     assert await page.evaluate("analytics.user().id()") == "u-1"
 
 
-async def test_another_user_on_the_device_starts_afresh(context: BrowserContext, site: Site, recorder: Recorder) -> None:
+async def test_another_user_on_the_device_starts_afresh(
+    context: BrowserContext, site: Site, recorder: Recorder
+) -> None:
     page = await context.new_page()
     await open_site_page(page, site, recorder.url)
     await page.evaluate("analytics.identify('u-1', {a: 1})")
