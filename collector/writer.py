@@ -26,7 +26,7 @@ from collector.store import EventStore, StoreUnavailable
 
 log = logging.getLogger("magpie.writer")
 
-CHUNK_MAX_RECORDS = 20_000
+CHUNK_MAX_RECORDS = 5_000  # bounded: the embedded chdb holds the GIL while it inserts
 CHUNK_MAX_BYTES = 16 << 20
 RETRY_MAX_S = 5.0
 

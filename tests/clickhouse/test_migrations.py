@@ -18,8 +18,10 @@ from collector.pipeline import RequestFacts, build_row, build_steps
 from collector.sources import Source
 from tests.server import GEOIP_DIR
 
-_IDEMPOTENT = re.compile(r"^(CREATE (TABLE|(MATERIALIZED )?VIEW|DICTIONARY) IF NOT EXISTS|ALTER TABLE \w+ "
-                         r"(ADD|DROP|MODIFY) (COLUMN|INDEX|PROJECTION|TTL|SETTING)( IF (NOT )?EXISTS)?)")
+_IDEMPOTENT = re.compile(
+    r"^(CREATE (TABLE|(MATERIALIZED )?VIEW|DICTIONARY) IF NOT EXISTS|ALTER TABLE \w+ "
+    r"(ADD|DROP|MODIFY) (COLUMN|INDEX|PROJECTION|TTL|SETTING)( IF (NOT )?EXISTS)?)"
+)
 
 
 def test_every_statement_is_idempotent_and_numbers_have_no_gaps() -> None:
@@ -40,11 +42,15 @@ def test_cluster_rendering_replicates_and_distributes() -> None:
     statements = [s for m in load_migrations() for s in m.statements()]
     rendered = render_cluster(statements[0], "prod", "magpie")
     assert "CREATE TABLE IF NOT EXISTS events_local ON CLUSTER prod" in rendered
-    assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/magpie/events_local', '{replica}')" in rendered
+    assert (
+        "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/magpie/events_local', '{replica}')"
+        in rendered
+    )
     assert "ENGINE = Distributed(prod, magpie, events_local, rand())" in rendered
     sources = next(s for s in statements if "EXISTS sources" in s)
-    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/magpie/sources_local', '{replica}', version)" in (
-        render_cluster(sources, "prod", "magpie")
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/magpie/sources_local', '{replica}', version)"
+        in (render_cluster(sources, "prod", "magpie"))
     )
     for statement in statements:
         assert "ON CLUSTER prod" in render_cluster(statement, "prod", "magpie")
@@ -65,7 +71,7 @@ def test_the_collector_writes_exactly_the_columns_of_the_events_table(ch: Client
     table = {r[0] for r in ch.query("SELECT name FROM system.columns WHERE database = currentDatabase() "
                                     "AND table = 'events'").result_rows}  # fmt: skip
     written = set(_row()) | set(_row("1.128.0.0"))  # city data for one address, ASN data for the other
-    assert written == table - {"inserted_at"}, (written ^ table)
+    assert written == table - {"inserted_at"}, written ^ table
 
 
 def test_a_collector_row_inserts_as_json_each_row(ch: Client) -> None:
@@ -73,3 +79,32 @@ def test_a_collector_row_inserts_as_json_each_row(ch: Client) -> None:
     ch.raw_insert("events", None, orjson.dumps(row), {"date_time_input_format": "best_effort"}, "JSONEachRow")
     stored = ch.query("SELECT type, event, ip FROM events WHERE ingest_id = 'ingest-1'").result_rows
     assert stored == [("track", "E", "81.2.69.142")]
+
+
+def test_concurrent_migrations_on_a_fresh_database_both_succeed(
+    ch_target: ClickHouseTarget, ch: Client
+) -> None:
+    import dataclasses
+    import threading
+
+    target = dataclasses.replace(ch_target, database="concurrent_start")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(target)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    tables = {
+        r[0]
+        for r in ch.query("SELECT name FROM system.tables WHERE database = 'concurrent_start'").result_rows
+    }
+    assert {"events", "rejected_events", "sources", "tokens", "schema_migrations"} <= tables
+    assert migrate(target) == []
