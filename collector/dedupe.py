@@ -24,18 +24,33 @@ def claim_key(source_id: str, message_id: str) -> bytes:
     return _PREFIX + hashlib.blake2b(f"{source_id}\0{message_id}".encode(), digest_size=16).digest()
 
 
+# One round trip per chunk: for each key, SET NX EX; when taken, the claim still counts as ours if
+# it holds our ingest id (a replay of the same spool record).
+_CLAIM_SCRIPT = """
+local ttl = ARGV[1]
+local result = {}
+for i, key in ipairs(KEYS) do
+  local mine = ARGV[i + 1]
+  if redis.call('SET', key, mine, 'NX', 'EX', ttl) then
+    result[i] = 1
+  elseif redis.call('GET', key) == mine then
+    result[i] = 1
+  else
+    result[i] = 0
+  end
+end
+return result
+"""
+_CHUNK = 5000
+
+
 async def claim(redis: aioredis.Redis, items: Sequence[tuple[str, str, str]]) -> list[bool]:
     """For each (source_id, message_id, ingest_id): True if this copy owns the messageId."""
-    if not items:
-        return []
-    keys = [claim_key(source, message) for source, message, _ in items]
-    async with redis.pipeline(transaction=False) as pipe:
-        for key, (_, _, ingest_id) in zip(keys, items, strict=True):
-            pipe.set(key, ingest_id, nx=True, ex=WINDOW_S)
-        created = await pipe.execute()
-    lost = [i for i, ok in enumerate(created) if not ok]
-    owners = await redis.mget([keys[i] for i in lost]) if lost else []
-    result = [bool(ok) for ok in created]
-    for i, owner in zip(lost, owners, strict=True):
-        result[i] = owner is not None and owner.decode() == items[i][2]
-    return result
+    script = redis.register_script(_CLAIM_SCRIPT)
+    owned: list[bool] = []
+    for start in range(0, len(items), _CHUNK):
+        part = items[start : start + _CHUNK]
+        keys = [claim_key(source, message) for source, message, _ in part]
+        result = await script(keys=keys, args=[WINDOW_S, *(ingest for _, _, ingest in part)])
+        owned += [bool(flag) for flag in result]
+    return owned

@@ -37,6 +37,10 @@ SERVER_LIBRARIES = (
 )
 
 
+_MESSAGE_TEXT = (("event", "event"), ("name", "name"), ("category", "category"), ("user_id", "userId"),
+                 ("anonymous_id", "anonymousId"), ("group_id", "groupId"), ("previous_id", "previousId"))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RequestFacts:
     ip: str
@@ -48,7 +52,7 @@ Step = Callable[[Event, RequestFacts, dict[str, Any]], dict[str, Any]]
 
 
 def _user_agent_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-    return enrich_user_agent(row["user_agent"] or facts.user_agent)
+    return enrich_user_agent(row.get("user_agent") or facts.user_agent)
 
 
 def _campaign_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +65,8 @@ def _referrer_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> di
 
 def build_steps(geo: GeoLookup) -> list[tuple[str, Step]]:
     def geo_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-        return geo.lookup(row["ip"]) if row["ip"] and geo.enabled else {}
+        ip = row.get("ip")
+        return geo.lookup(ip) if ip and geo.enabled else {}
 
     return [
         ("user_agent", _user_agent_step),
@@ -91,15 +96,16 @@ def build_row(
         except Exception:  # a step is an optional extra: count, log and keep the event
             log.exception("enrichment step %s failed", name)
             failures.append(name)
-    seen_ip = row["ip"]
-    row["ip"] = apply_policy(seen_ip, facts.source.ip_policy)
+    seen_ip = row.get("ip", "")
+    ip = apply_policy(seen_ip, facts.source.ip_policy)
     raw = event.raw
-    if row["ip"]:
-        context["ip"] = row["ip"]
+    if ip:
+        row["ip"] = context["ip"] = ip
     else:
+        row.pop("ip", None)
         context.pop("ip", None)
-    if seen_ip and row["ip"] != seen_ip:  # the policy applies to the stored raw copy too
-        raw = raw.replace(seen_ip.encode(), row["ip"].encode())
+    if seen_ip and ip != seen_ip:  # the policy applies to the stored raw copy too
+        raw = raw.replace(seen_ip.encode(), ip.encode())
     row["context"] = orjson.dumps(context).decode()
     row["raw"] = raw.decode("utf-8", errors="replace")
     return row
@@ -107,25 +113,28 @@ def build_row(
 
 def _base_row(event: Event, source: Source, ingest_id: str) -> dict[str, Any]:
     message = event.message
-    return {
+    row: dict[str, Any] = {
         "source_id": source.id,
         "message_id": message["messageId"],
         "type": message["type"],
-        "event": message.get("event", ""),
-        "name": message.get("name", ""),
-        "category": message.get("category", ""),
-        "user_id": message.get("userId", ""),
-        "anonymous_id": message.get("anonymousId", ""),
-        "group_id": message.get("groupId", ""),
-        "previous_id": message.get("previousId", ""),
         "timestamp": iso(event.timestamp),
         "original_timestamp": iso(event.original_timestamp),
-        "sent_at": iso(event.sent_at) if event.sent_at else None,
         "received_at": iso(event.received_at),
-        "timestamp_clamped": 1 if event.clamped else 0,
-        "properties": orjson.dumps(message.get("properties", {})).decode(),
-        "traits": orjson.dumps(message.get("traits", {})).decode(),
         "integrations": orjson.dumps(message["integrations"]).decode(),
-        "retention_days": source.retention_days,
         "ingest_id": ingest_id,
     }
+    for column, key in _MESSAGE_TEXT:
+        value = message.get(key)
+        if value:
+            row[column] = value
+    if event.sent_at is not None:
+        row["sent_at"] = iso(event.sent_at)
+    if event.clamped:
+        row["timestamp_clamped"] = 1
+    if source.retention_days:
+        row["retention_days"] = source.retention_days
+    for column in ("properties", "traits"):
+        value = message.get(column)
+        if value is not None:
+            row[column] = orjson.dumps(value).decode()
+    return row

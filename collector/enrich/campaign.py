@@ -6,6 +6,7 @@ page URL's query string fills the gaps.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,6 +15,7 @@ from collector.row import object_at
 CLICK_IDS = ("gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id")
 _UTM = {"source": "source", "medium": "medium", "campaign": "name", "term": "term", "content": "content"}
 MAX_VALUE = 512
+_MARKERS = re.compile("utm_|" + "|".join(CLICK_IDS))  # parse the query only when it can matter
 
 
 def _query(url: str) -> dict[str, str]:
@@ -27,7 +29,7 @@ def enrich_campaign(context: dict[str, Any]) -> dict[str, Any]:
     campaign = object_at(context, "campaign")
     page = object_at(context, "page")
     url = page.get("url") if isinstance(page.get("url"), str) else ""
-    query = _query(url) if url and "?" in url else {}
+    query = _query(url) if url and "?" in url and _MARKERS.search(url) else {}
     out: dict[str, Any] = {}
     for utm, segment_key in _UTM.items():
         value = campaign.get(segment_key) or campaign.get(utm) or query.get(f"utm_{utm}") or ""

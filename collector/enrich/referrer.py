@@ -5,6 +5,7 @@ Medium is one of search, social, email, internal (same site), direct (no referre
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +48,7 @@ SOCIAL = (
 EMAIL = ("mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.", "mail.proton.me")
 
 
+@lru_cache(maxsize=20_000)
 def _host(url: str) -> str:
     try:
         host = urlsplit(url).hostname or ""
@@ -62,6 +64,7 @@ def _matches(host: str, patterns: tuple[str, ...]) -> bool:
     )
 
 
+@lru_cache(maxsize=10_000)
 def medium_of(referrer_host: str, page_host: str, utm_medium: str) -> str:
     if utm_medium.lower() in ("email", "e-mail", "newsletter"):
         return "email"

@@ -15,6 +15,7 @@ from clickhouse.migrations import load_migrations, migrate
 from collector.enrich.geo import GeoLookup
 from collector.normalize import Defaults, Event, normalize
 from collector.pipeline import RequestFacts, build_row, build_steps
+from collector.row import EVENT_COLUMNS
 from collector.sources import Source
 from tests.server import GEOIP_DIR
 
@@ -70,8 +71,10 @@ def _row(ip: str = "81.2.69.142") -> dict[str, object]:
 def test_the_collector_writes_exactly_the_columns_of_the_events_table(ch: Client) -> None:
     table = {r[0] for r in ch.query("SELECT name FROM system.columns WHERE database = currentDatabase() "
                                     "AND table = 'events'").result_rows}  # fmt: skip
+    assert set(EVENT_COLUMNS) == table - {"inserted_at"}, set(EVENT_COLUMNS) ^ table
     written = set(_row()) | set(_row("1.128.0.0"))  # city data for one address, ASN data for the other
-    assert written == table - {"inserted_at"}, written ^ table
+    assert written <= set(EVENT_COLUMNS)
+    assert {"geo_country", "geo_asn", "utm_term", "click_id", "referrer_medium", "ua_browser"} <= written
 
 
 def test_a_collector_row_inserts_as_json_each_row(ch: Client) -> None:
