@@ -13,12 +13,17 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from activation.admin.auth import TokenStore
+from activation.admin.errors import ApiError
 from activation.admin.openapi import openapi_route
 from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
+from activation.audiences.routes import routes as audience_routes
+from activation.audiences.schedule import compute_job_id
 from activation.db import Database
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
@@ -136,6 +141,7 @@ class App:
         }
         rt.jobs = JobRunner(redis_url, job_set(ctx), rt.metrics)
         await rt.jobs.connect()
+        ctx["enqueue"] = rt.jobs.enqueue
         tokens, sources = TokenStore(db), SourceStore(db)
         app.router.routes.extend(self._routes(db, tokens, sources))
         if rt.collector is not None:
@@ -164,8 +170,30 @@ class App:
         if "api" in self.parts:
             tag_path = f"/tag.{rt.collector.tag.digest}.js" if rt.collector else "/tag.js"
             admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(), tag_path)
-            routes += [*admin_routes(admin, rt.jobs.failures), openapi_route()]
+            routes += [
+                *admin_routes(admin, rt.jobs.failures),
+                *self._activation_routes(tokens),
+                openapi_route(),
+            ]
         return routes
+
+    def _activation_routes(self, tokens: TokenStore) -> list[BaseRoute]:
+        """Audiences (and, as they land, identity, profiles and syncs) share one auth adapter."""
+        jobs = self.runtime.jobs
+        assert jobs is not None
+        audience_client = connect(self.target)  # its own client: read-only SETTINGS never leak to others
+
+        async def require(request: Request, scope: str) -> Response | None:
+            try:
+                await tokens.require(request, scope)
+            except ApiError as exc:
+                return exc.response()
+            return None
+
+        async def enqueue_audience(job: str, audience_id: str) -> None:
+            await jobs.enqueue(job, audience_id, job_id=compute_job_id(audience_id))
+
+        return audience_routes(lambda: audience_client, enqueue_audience, require)
 
     async def _stop(self) -> None:
         rt = self.runtime

@@ -13,8 +13,18 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from activation.audiences import store
+from activation.audiences.parser import parse
+from activation.audiences.store import Audience
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_STRING_COLUMNS = (
+
+
+def _names(text: str) -> list[str]:
+    return text.split()
+
+
+_STRING_COLUMNS = _names(
     "source_id message_id type event name category user_id anonymous_id group_id previous_id"
     " context integrations raw ip library_name library_version channel locale timezone user_agent"
     " page_url page_path page_referrer page_title page_search app_name app_version app_build"
@@ -23,9 +33,11 @@ _STRING_COLUMNS = (
     " ua_device_type ua_device_brand ua_device_model geo_country geo_region geo_city geo_postal_code"
     " geo_timezone geo_as_org utm_source utm_medium utm_campaign utm_term utm_content click_id_type"
     " click_id referrer_domain referrer_medium consent ingest_id"
-).split()
-_ZERO_COLUMNS = "timestamp_clamped screen_width screen_height screen_density is_bot geo_asn retention_days".split()
-_NULL_COLUMNS = "sent_at ad_tracking_enabled network_wifi network_cellular geo_latitude geo_longitude".split()
+)
+_ZERO_COLUMNS = _names(
+    "timestamp_clamped screen_width screen_height screen_density is_bot geo_asn retention_days"
+)
+_NULL_COLUMNS = _names("sent_at ad_tracking_enabled network_wifi network_cellular geo_latitude geo_longitude")
 _JSON_COLUMNS = ("properties", "traits")
 _TIME_COLUMNS = ("timestamp", "original_timestamp", "received_at")
 EVENT_COLUMNS = [*_STRING_COLUMNS, *_ZERO_COLUMNS, *_NULL_COLUMNS, *_JSON_COLUMNS, *_TIME_COLUMNS]
@@ -45,7 +57,9 @@ def event_row(**values: Any) -> dict[str, Any]:
     for key, value in values.items():
         if key not in row:
             raise KeyError(f"events has no column {key}")
-        row[key] = orjson.dumps(value).decode() if key in _JSON_COLUMNS and not isinstance(value, str) else value
+        row[key] = (
+            orjson.dumps(value).decode() if key in _JSON_COLUMNS and not isinstance(value, str) else value
+        )
     if "timestamp" in values:
         row["original_timestamp"] = row["received_at"] = values["timestamp"]
     return row
@@ -64,7 +78,10 @@ def link(ch: Client, profile_id: str, version: int = 1, deleted: int = 0, **iden
 
 def set_traits(ch: Client, profile_id: str, version: int = 1, deleted: int = 0, **traits: Any) -> None:
     now = datetime.now(UTC)
-    rows = [[profile_id, k, orjson.dumps(v).decode(), "src_test", now, version, deleted] for k, v in traits.items()]
+    rows = [
+        [profile_id, k, orjson.dumps(v).decode(), "src_test", now, version, deleted]
+        for k, v in traits.items()
+    ]
     columns = ["profile_id", "trait", "value", "source_id", "updated_at", "version", "deleted"]
     ch.insert("profile_traits", rows, column_names=columns)
 
@@ -92,3 +109,10 @@ def person(ch: Client, ns: str, name: str, **traits: Any) -> str:
     link(ch, profile_id, user_id=f"{ns}-u-{name}", anonymous_id=f"{ns}-a-{name}")
     set_traits(ch, profile_id, ns=ns, **traits)
     return profile_id
+
+
+def save_audience(ch: Client, key: str, query: str, **fields: Any) -> Audience:
+    """A stored audience (id `aud_{key}`) defined by the text form."""
+    now = datetime.now(UTC)
+    audience = Audience(id=f"aud_{key}", key=key, name=key, definition=parse(query), created_at=now, **fields)
+    return store.save(ch, audience, now)

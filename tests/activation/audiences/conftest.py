@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from audience_rows import namespace
+from tests.activation.audiences.audience_rows import namespace
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,156 @@
+"""Compile a definition tree to one parameterised ClickHouse SELECT of member profile ids.
+
+The SQL text is assembled only from this module's fragments and the allow-listed columns of
+`tree.COMPUTED`; every name and value of the definition is a bound parameter (`{p0:String}`).
+The universe is the live, non-bot rows of `profiles`; each condition is a test on that row:
+
+- trait: `profile_id IN` the newest, non-deleted `profile_traits` rows passing the value test;
+- event: events (bots skipped) mapped to a profile through `identity_map` — by `user_id` when it
+  is mapped, else by `anonymous_id` — counted per profile; a count test that holds for zero
+  events (`< 3`, `= 0`) is compiled as `NOT IN` the profiles whose count fails it;
+- computed: a comparison on the `profiles` column;
+- audience: `IN` the current members of the audience with that key (its latest changes).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from activation.audiences.codec import parse_time
+from activation.audiences.predicates import Params, holds, json_test
+from activation.audiences.tree import COMPUTED, And, Computed, Event, Leaf, Member, Node, Not, Or, Trait
+
+_TIME = "DateTime64(3, 'UTC')"
+_MAPPING = (
+    "SELECT identifier_value, profile_id FROM identity_map FINAL"
+    " WHERE identifier_type = '{kind}' AND deleted = 0"
+)
+_SCOPE_IDS = "{column} IN (SELECT identifier_value FROM identity_map FINAL WHERE identifier_type = '{column}'"
+_CURRENT_MEMBERS = (
+    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {audience}{scope}"
+    " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
+)
+
+
+def compile_audience(node: Node, now: datetime, profile_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(sql, params) selecting `profile_id` of every member; with `profile_id`, only that profile."""
+    compiler = Compiler(now, profile_id)
+    where = compiler.node(node)
+    return f"SELECT profile_id FROM profiles FINAL WHERE {compiler.universe()} AND {where}", compiler.values
+
+
+def sql_time(moment: datetime) -> str:
+    """A timestamp (naive means UTC) as ClickHouse parses it for a DateTime64(3, 'UTC') parameter."""
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+class Compiler:
+    """Builds SQL fragments for one query; `values` holds the parameters bound so far."""
+
+    def __init__(self, now: datetime, profile_id: str | None = None) -> None:
+        self.params = Params()
+        self.now = now
+        self.profile = self.params.bind(profile_id, "String") if profile_id is not None else None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.params.values
+
+    def universe(self) -> str:
+        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        return f"deleted = 0 AND is_bot = 0{scope}"
+
+    def node(self, node: Node) -> str:
+        if isinstance(node, And | Or):
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return "(" + joiner.join(self.node(item) for item in node.items) + ")"
+        if isinstance(node, Not):
+            return f"NOT {self.node(node.item)}"
+        return self.leaf(node)
+
+    def leaf(self, leaf: Leaf) -> str:
+        if isinstance(leaf, Trait):
+            return f"profile_id IN ({self.traits(leaf)})"
+        if isinstance(leaf, Computed):
+            return self.computed(leaf)
+        if isinstance(leaf, Member):
+            return f"profile_id IN ({self.members(leaf)})"
+        return self.event(leaf)
+
+    def traits(self, leaf: Trait) -> str:
+        name = self.params.bind(leaf.name, "String")
+        test = json_test("value", "", leaf.test, self.params)
+        return (
+            f"SELECT profile_id FROM profile_traits FINAL WHERE {self.scoped('trait = ' + name)} AND {test}"
+        )
+
+    def trait_value(self, leaf: Trait) -> str:
+        """The profile's raw JSON value of the trait ('' when unset); needs a profile scope."""
+        name = self.params.bind(leaf.name, "String")
+        return f"(SELECT any(value) FROM profile_traits FINAL WHERE {self.scoped('trait = ' + name)})"
+
+    def scoped(self, condition: str) -> str:
+        scope = f"profile_id = {self.profile} AND " if self.profile else ""
+        return f"{scope}{condition} AND deleted = 0"
+
+    def computed(self, leaf: Computed) -> str:
+        column, kind = COMPUTED[leaf.name]
+        if kind == "time":
+            bound = self.params.bind(sql_time(parse_time(str(leaf.value))), _TIME)
+        else:
+            bound = self.params.bind(float(leaf.value), "Float64")
+        return f"({column} {leaf.op} {bound})"
+
+    def members(self, leaf: Member) -> str:
+        key = self.params.bind(leaf.audience, "String")
+        audience = f"(SELECT any(id) FROM audiences FINAL WHERE key = {key} AND deleted = 0)"
+        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        return _CURRENT_MEMBERS.format(audience=audience, scope=scope)
+
+    def event(self, leaf: Event) -> str:
+        bound = self.params.bind(leaf.count.value, "UInt64")
+        if holds(0, leaf.count.op, leaf.count.value):
+            failing = self.event_counts(leaf, f"NOT (count() {leaf.count.op} {bound})")
+            return f"profile_id NOT IN (SELECT profile_id FROM ({failing}))"
+        passing = self.event_counts(leaf, f"count() {leaf.count.op} {bound}")
+        return f"profile_id IN (SELECT profile_id FROM ({passing}))"
+
+    def event_counts(self, leaf: Event, having: str = "") -> str:
+        """(profile_id, n): profiles with matching events and how many, filtered by `having`.
+
+        Events are mapped one by one (ANY LEFT JOIN: the FINAL mapping has one row per
+        identifier), then counted per profile; profiles without matching events are absent."""
+        raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
+        mapped = (
+            "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id"
+            f" FROM ({raw}) AS e"
+            f" ANY LEFT JOIN ({_MAPPING.format(kind='user_id')}) AS u"
+            " ON e.user_id = u.identifier_value"
+            f" ANY LEFT JOIN ({_MAPPING.format(kind='anonymous_id')}) AS a"
+            " ON e.anonymous_id = a.identifier_value"
+        )
+        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        condition = f"profile_id != ''{scope}" + (f" AND {having}" if having else "")
+        return f"SELECT profile_id, count() AS n FROM ({mapped}) GROUP BY profile_id HAVING {condition}"
+
+    def event_filters(self, leaf: Event) -> list[str]:
+        filters = [f"event = {self.params.bind(leaf.name, 'String')}", "is_bot = 0"]
+        if leaf.within_days is not None:
+            since = self.now - timedelta(days=leaf.within_days)
+            filters.append(f"timestamp >= {self.params.bind(sql_time(since), _TIME)}")
+        if leaf.between is not None:
+            start, end = (sql_time(parse_time(bound)) for bound in leaf.between)
+            filters.append(f"timestamp >= {self.params.bind(start, _TIME)}")
+            filters.append(f"timestamp < {self.params.bind(end, _TIME)}")
+        for prop in leaf.where:
+            keys = "".join(f", {self.params.bind(part, 'String')}" for part in prop.path.split("."))
+            filters.append(json_test("properties", keys, prop.test, self.params))
+        if self.profile:
+            filters.append(f"({self.identifiers('user_id')} OR {self.identifiers('anonymous_id')})")
+        return filters
+
+    def identifiers(self, column: str) -> str:
+        """Events of the scoped profile only: its identifiers, found before the mapping join."""
+        return f"{_SCOPE_IDS.format(column=column)} AND profile_id = {self.profile} AND deleted = 0)"
