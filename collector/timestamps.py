@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 FUTURE_LIMIT = timedelta(hours=24)
@@ -56,6 +57,7 @@ def corrected(
     return timestamp, original, False
 
 
+@lru_cache(maxsize=1024)
 def iso(moment: datetime) -> str:
     """Millisecond ISO-8601 in UTC with a Z, as Segment writes timestamps."""
     if moment.tzinfo is not UTC:
