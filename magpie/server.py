@@ -170,11 +170,8 @@ class App:
         if "api" in self.parts:
             tag_path = f"/tag.{rt.collector.tag.digest}.js" if rt.collector else "/tag.js"
             admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(), tag_path)
-            routes += [
-                *admin_routes(admin, rt.jobs.failures),
-                *self._activation_routes(tokens),
-                openapi_route(),
-            ]
+            api = [*admin_routes(admin, rt.jobs.failures), *self._activation_routes(tokens)]
+            routes += [*api, openapi_route(api)]
         return routes
 
     def _activation_routes(self, tokens: TokenStore) -> list[BaseRoute]:

@@ -3,11 +3,12 @@ that every admin route appears in it)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 PATHS: dict[str, dict[str, str]] = {
@@ -78,8 +79,23 @@ def document(paths: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     }
 
 
-def openapi_route(extra: dict[str, dict[str, str]] | None = None) -> Route:
-    body = document({**PATHS, **(extra or {})})
+def paths_of(routes: Sequence[BaseRoute]) -> dict[str, dict[str, str]]:
+    """Every mounted route and method, summarised from PATHS or the route's name."""
+    found: dict[str, dict[str, str]] = {}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        known = PATHS.get(route.path, {})
+        for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+            verb = method.lower()
+            found.setdefault(route.path, {})[verb] = known.get(verb, route.name.replace("_", " "))
+    return found
+
+
+def openapi_route(routes: Sequence[BaseRoute] = ()) -> Route:
+    """The document covers PATHS plus every route passed in (so nothing mounted goes undocumented)."""
+    mounted = paths_of(routes)
+    body = document({**PATHS, **mounted})
 
     async def endpoint(request: Request) -> Response:
         return JSONResponse(body)

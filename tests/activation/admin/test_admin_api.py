@@ -69,6 +69,8 @@ def test_sources_list_cursor_walks_everything_once(server: ServerProcess) -> Non
 def test_openapi_health_and_metrics(server: ServerProcess) -> None:
     spec = server.http.get("/admin/v1/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/admin/v1/sources/{id}/events" in spec["paths"]
+    assert {"post", "get"} <= set(spec["paths"]["/admin/v1/audiences"])
+    assert "get" in spec["paths"]["/admin/v1/audiences/{audience_id}/explain"]
     assert server.http.get("/healthz").json() == {"status": "ok"}
     assert server.http.get("/readyz").json() == {"status": "ready"}
     metrics = server.http.get("/metrics").text
