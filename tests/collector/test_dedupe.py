@@ -36,4 +36,4 @@ async def test_first_copy_wins_and_replays_keep_their_claim(redis: aioredis.Redi
 async def test_large_chunks_are_split_into_several_round_trips(redis: aioredis.Redis) -> None:
     items = [("s", f"m{i}", f"i{i}") for i in range(12_000)]
     assert await claim(redis, items) == [True] * 12_000
-    assert await claim(redis, items[:10] + [("s", "m0", "other")]) == [True] * 10 + [False]
+    assert await claim(redis, [*items[:10], ("s", "m0", "other")]) == [True] * 10 + [False]

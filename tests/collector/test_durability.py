@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.server import ServerProcess
@@ -192,3 +193,22 @@ def test_a_corrupt_geoip_database_does_not_stop_the_server(tmp_path: Path, datab
     finally:
         server.stop()
     assert "GeoIP" in server.log() or os.path.getsize(GEOIP_DIR / database) > 0
+
+
+def test_sigterm_flushes_the_spool_into_clickhouse(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", MAGPIE_FLUSH_INTERVAL_MS="5000").start()
+    source = server.create_source("sigterm")
+    ids = [str(uuid.uuid4()) for _ in range(500)]
+    body = {"batch": [{"type": "track", "event": "bye", "userId": "u", "messageId": i} for i in ids]}
+    assert server.http.post("/v1/batch", json=body, headers=_headers(source["write_key"])).status_code == 200
+    server.stop()  # well before the 5 s flush interval: only the shutdown flush can store them
+    spool = server.data_dir / "spool"
+    checkpoint = orjson.loads((spool / "checkpoint.json").read_bytes())
+    segments = sorted(spool.glob("seg-*.log"))
+    assert checkpoint["intent"] is None
+    assert checkpoint["position"] == [int(segments[-1].name[4:16]), segments[-1].stat().st_size]
+    restarted = ServerProcess(server.data_dir, MAGPIE_FAULT_FILE=str(tmp_path / "never")).start()
+    try:
+        assert len(restarted.wait_for_ids(source["id"], ids, timeout_s=5)) == 500
+    finally:
+        restarted.stop()
