@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from collector.enrich.geo import GeoLookup
+from collector.enrich.useragent import enrich_user_agent
 from collector.http import TrackingApp
 from collector.ingest import Ingestor
 from collector.metrics import Metrics
@@ -27,6 +28,9 @@ from collector.web import STATIC, Asset, pixel, serve_asset, settings_document
 from collector.writer import Writer
 
 log = logging.getLogger("magpie.collector")
+WARM_UP_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+)
 
 
 class Collector:
@@ -45,6 +49,8 @@ class Collector:
         metrics.gauge("magpie_spool_depth_bytes", lambda: float(self.spool.depth_bytes))
 
     async def start(self) -> None:
+        # ua-parser builds its matchers lazily on first use (hundreds of ms): do it before traffic.
+        await asyncio.to_thread(enrich_user_agent, WARM_UP_AGENT)
         try:
             await self.sources.refresh()
         except Exception as exc:

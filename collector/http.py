@@ -33,6 +33,19 @@ CORS_ALLOW_HEADERS = b"authorization, content-type, content-encoding, x-retry-co
 RETRY_AFTER_UNAVAILABLE_S = 5
 
 
+_TRACKING_KINDS = frozenset({*TYPES, *SHORT_TYPES, *BATCH_KINDS})
+
+
+def tracking_kind(path: str) -> str | None:
+    """The endpoint kind if `path` is a tracking endpoint (`/v1/t`, `/v1/batch`, `/beacon/v1/batch`…)."""
+    if path == "/beacon/v1/batch":
+        return "batch"
+    if path.startswith("/v1/"):
+        kind = path[4:]
+        return kind if kind in _TRACKING_KINDS else None
+    return None
+
+
 class HttpError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -133,7 +146,7 @@ class TrackingApp:
     async def _handle(
         self, scope: Scope, receive: Receive, headers: dict[str, str]
     ) -> tuple[int, Any, dict[str, str]]:
-        kind = scope.get("path_params", {}).get("kind", "batch")
+        kind = scope.get("path_params", {}).get("kind") or tracking_kind(scope["path"]) or "batch"
         path_type = None if kind in BATCH_KINDS else SHORT_TYPES.get(kind, kind)
         if path_type is not None and path_type not in TYPES:
             raise HttpError(404, "not_found", f"unknown endpoint /v1/{kind}")

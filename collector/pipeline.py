@@ -37,8 +37,15 @@ SERVER_LIBRARIES = (
 )
 
 
-_MESSAGE_TEXT = (("event", "event"), ("name", "name"), ("category", "category"), ("user_id", "userId"),
-                 ("anonymous_id", "anonymousId"), ("group_id", "groupId"), ("previous_id", "previousId"))  # fmt: skip
+_MESSAGE_TEXT = (
+    ("event", "event"),
+    ("name", "name"),
+    ("category", "category"),
+    ("user_id", "userId"),
+    ("anonymous_id", "anonymousId"),
+    ("group_id", "groupId"),
+    ("previous_id", "previousId"),
+)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def _serve(settings: Settings, parts: frozenset[str]) -> None:
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        interface="asgi3",
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,

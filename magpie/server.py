@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from activation.admin.auth import TokenStore
 from activation.admin.errors import ApiError
@@ -28,6 +29,7 @@ from activation.db import Database
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
 from collector.app import Collector
+from collector.http import tracking_kind
 from collector.metrics import Metrics
 from collector.settings import CollectorSettings
 from collector.store import EventStore
@@ -107,7 +109,16 @@ class App:
         self.parts = parts
         self.runtime = Runtime(settings)
         self.target = clickhouse_target(settings)
-        self.asgi = Starlette(routes=[], lifespan=self.lifespan)
+        self.starlette = Starlette(routes=[], lifespan=self.lifespan)
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Tracking POSTs go straight to the collector's raw ASGI app (the hot path skips the
+        router and middleware stack); everything else, lifespan included, to Starlette."""
+        collector = self.runtime.collector
+        if collector is not None and scope["type"] == "http" and tracking_kind(scope["path"]) is not None:
+            await collector.tracking(scope, receive, send)
+            return
+        await self.starlette(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
