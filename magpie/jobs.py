@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from activation.audiences.computation import compute_audience
+from activation.audiences.emit import run_audience
 from activation.audiences.schedule import enqueue_due_audiences
 from activation.maintenance import worker_heartbeat
 from magpie.worker import CronSpec, JobFunction, JobSet
 
 
 def job_set(ctx: dict[str, Any]) -> JobSet:
-    functions: list[JobFunction] = [worker_heartbeat, compute_audience, enqueue_due_audiences]
+    functions: list[JobFunction] = [worker_heartbeat, compute_audience, run_audience, enqueue_due_audiences]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=10),
         CronSpec(enqueue_due_audiences, every_s=60),

@@ -149,6 +149,7 @@ class App:
             "metrics": rt.metrics,
             "secret_key": secret_key,
             "allow_private": settings.allow_private_destinations,
+            "tracking_url": settings.base_url,
         }
         rt.jobs = JobRunner(redis_url, job_set(ctx), rt.metrics)
         await rt.jobs.connect()
@@ -199,7 +200,9 @@ class App:
             return None
 
         async def enqueue_audience(job: str, audience_id: str) -> None:
-            await jobs.enqueue(job, audience_id, job_id=compute_job_id(audience_id))
+            # "compute" from the API means the whole run: compute, then emit events if asked
+            name = "run_audience" if job == "compute_audience" else job
+            await jobs.enqueue(name, audience_id, job_id=compute_job_id(audience_id))
 
         return audience_routes(lambda: audience_client, enqueue_audience, require)
 

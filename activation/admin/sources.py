@@ -119,6 +119,14 @@ class SourceStore:
     async def delete(self, source_id: str) -> None:
         await self._write({**await self.get(source_id), "deleted": 1, "enabled": False})
 
+    async def ensure_named(self, name: str) -> dict[str, Any]:
+        """The live source called `name`, created on first use (system sources)."""
+        rows = await self.db.dicts(
+            "SELECT * FROM sources FINAL WHERE deleted = 0 AND name = {n:String} ORDER BY created_at LIMIT 1",
+            {"n": name},
+        )
+        return rows[0] if rows else await self.create({"name": name})
+
     async def ensure_default(self) -> dict[str, Any] | None:
         """Create the ready-made default source on first start; return it if created now."""
         if (await self.db.rows("SELECT count() FROM sources FINAL"))[0][0]:

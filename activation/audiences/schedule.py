@@ -16,11 +16,11 @@ from activation.audiences.computation import utc_now
 
 def compute_job_id(audience_id: str, now_s: float | None = None) -> str:
     minute = int((time.time() if now_s is None else now_s) // 60)
-    return f"compute_audience:{audience_id}:{minute}"
+    return f"run_audience:{audience_id}:{minute}"
 
 
 async def enqueue_due_audiences(ctx: dict[str, Any]) -> dict[str, int]:
     ids = await asyncio.to_thread(membership.due, ctx["ch"], utc_now())
     for audience_id in ids:
-        await ctx["enqueue"]("compute_audience", audience_id, job_id=compute_job_id(audience_id))
+        await ctx["enqueue"]("run_audience", audience_id, job_id=compute_job_id(audience_id))
     return {"enqueued": len(ids)}
