@@ -9,13 +9,23 @@ from activation.audiences.computation import compute_audience
 from activation.audiences.emit import run_audience
 from activation.audiences.schedule import enqueue_due_audiences
 from activation.maintenance import worker_heartbeat
+from activation.sync.engine import sync_destination
+from activation.sync.schedule import schedule_syncs
 from magpie.worker import CronSpec, JobFunction, JobSet
 
 
 def job_set(ctx: dict[str, Any]) -> JobSet:
-    functions: list[JobFunction] = [worker_heartbeat, compute_audience, run_audience, enqueue_due_audiences]
+    functions: list[JobFunction] = [
+        worker_heartbeat,
+        compute_audience,
+        run_audience,
+        enqueue_due_audiences,
+        sync_destination,
+        schedule_syncs,
+    ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=10),
         CronSpec(enqueue_due_audiences, every_s=60),
+        CronSpec(schedule_syncs, every_s=30),
     ]
     return JobSet(functions=functions, crons=crons, ctx=ctx)

@@ -26,6 +26,9 @@ from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
 from activation.audiences.schedule import compute_job_id
 from activation.db import Database
+from activation.net import parse_allow_list
+from activation.sync.context import SyncContext
+from activation.sync.routes import routes as sync_routes
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
 from collector.app import Collector
@@ -54,6 +57,7 @@ class Runtime:
     redis: aioredis.Redis | None = None
     collector: Collector | None = None
     jobs: JobRunner | None = None
+    secret_key: str = field(default="", repr=False)
     draining: bool = False
 
 
@@ -139,6 +143,7 @@ class App:
         rt.redis = aioredis.Redis.from_url(redis_url)
         await asyncio.to_thread(migrate, self.target)
         secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
+        rt.secret_key = secret_key
         db = Database(connect(self.target))
         if "collector" in self.parts:
             store = EventStore(connect(self.target), settings.fault_file)
@@ -204,7 +209,14 @@ class App:
             name = "run_audience" if job == "compute_audience" else job
             await jobs.enqueue(name, audience_id, job_id=compute_job_id(audience_id))
 
-        return audience_routes(lambda: audience_client, enqueue_audience, require)
+        sync_ctx = SyncContext(
+            Database(connect(self.target)),
+            tokens,
+            self.runtime.secret_key,
+            parse_allow_list(self.runtime.settings.allow_private_destinations),
+            jobs.enqueue,
+        )
+        return [*audience_routes(lambda: audience_client, enqueue_audience, require), *sync_routes(sync_ctx)]
 
     async def _stop(self) -> None:
         rt = self.runtime

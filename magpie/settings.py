@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from activation.net import AllowListError, parse_allow_list
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -104,6 +106,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fault_file=env.get("MAGPIE_FAULT_FILE", ""),
         log_level=env.get("MAGPIE_LOG_LEVEL", "info"),
     )
+    try:
+        parse_allow_list(settings.allow_private_destinations)
+    except AllowListError as exc:
+        raise ConfigError(f"MAGPIE_ALLOW_PRIVATE_DESTINATIONS: {exc}") from None
     if settings.admin_token and len(settings.admin_token) < 16:
         raise ConfigError("MAGPIE_ADMIN_TOKEN: must be at least 16 characters")
     if settings.clickhouse_url and not settings.secret_key:

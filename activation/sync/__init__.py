@@ -1,0 +1,1 @@
+"""Destination syncs: the destinations API, encrypted credentials, and the sync engine job."""

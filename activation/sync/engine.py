@@ -1,0 +1,128 @@
+"""The sync job: `sync_destination(ctx, destination_id, audience_id)`, a plain async job function.
+
+`ctx` carries what the worker opened at start-up: `ch` (a synchronous clickhouse-connect client)
+or `db`, `redis`, `secret_key`, the allow-list (`allow`, or the raw `allow_private` text) and,
+optionally, `sync_settings`, `sleep` and `http` (an `(allow, timeout_s) -> SafeSession` factory).
+Job arguments are ids only: credentials are read and decrypted inside the job, never enqueued.
+Each destination × audience sync is its own job, so a hanging platform delays nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from activation.db import Database
+from activation.destinations import REGISTRY, Credentials
+from activation.net import AllowList, SafeSession, parse_allow_list, safe_session
+from activation.sync.crypto import CredentialCipher
+from activation.sync.delivery import Delivery, Sleep
+from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
+from activation.sync.runner import SyncJob
+from activation.sync.runs import SyncRun, mark_interrupted, new_run_id
+from activation.sync.settings import SyncSettings
+from activation.sync.state import Pair
+from activation.sync.store import DestinationRecord, DestinationStore
+
+SessionFactory = Callable[[AllowList, float], SafeSession]
+JOB_NAME = "sync_destination"
+
+
+def default_session(allow: AllowList, timeout_s: float) -> SafeSession:
+    return safe_session(allow, timeout_s=timeout_s)
+
+
+def sync_job_id(destination_id: str, audience_id: str, tag: str = "") -> str:
+    """Deterministic: one queued sync per destination × audience (and per replay or trigger tag)."""
+    return f"sync:{destination_id}:{audience_id}" + (f":{tag}" if tag else "")
+
+
+@dataclass(frozen=True)
+class SyncDeps:
+    db: Database
+    redis: Any
+    store: DestinationStore
+    allow: AllowList
+    settings: SyncSettings
+    sleep: Sleep
+    http: SessionFactory
+    metrics: Any = None
+
+    @classmethod
+    def from_ctx(cls, ctx: dict[str, Any]) -> SyncDeps:
+        db = ctx["db"] if "db" in ctx else Database(ctx["ch"])
+        allow = ctx.get("allow") or parse_allow_list(str(ctx.get("allow_private", "")))
+        return cls(
+            db=db,
+            redis=ctx["redis"],
+            store=DestinationStore(db, CredentialCipher(ctx["secret_key"])),
+            allow=allow,
+            settings=ctx.get("sync_settings") or SyncSettings(),
+            sleep=ctx.get("sleep") or asyncio.sleep,
+            http=ctx.get("http") or default_session,
+            metrics=ctx.get("metrics"),
+        )
+
+
+async def sync_destination(
+    ctx: dict[str, Any], destination_id: str, audience_id: str, trigger: str = "schedule"
+) -> dict[str, Any]:
+    """Job: bring one destination's copy of one audience to the computed membership."""
+    deps = SyncDeps.from_ctx(ctx)
+    record = await deps.store.get(destination_id)
+    if record is None or not record.enabled:
+        return {"destination_id": destination_id, "audience_id": audience_id, "status": "skipped"}
+    lock = DestinationLock(
+        deps.redis, destination_id, ttl_s=deps.settings.lock_ttl_s, wait_s=deps.settings.lock_wait_s
+    )
+    try:
+        async with lock:
+            await mark_interrupted(deps.db, destination_id)
+            return await _run(deps, record, audience_id, trigger)
+    except LockBusy:
+        return {"destination_id": destination_id, "audience_id": audience_id, "status": "busy"}
+
+
+async def _run(deps: SyncDeps, record: DestinationRecord, audience_id: str, trigger: str) -> dict[str, Any]:
+    destination = REGISTRY[record.type]
+    credentials = deps.store.credentials(record)
+
+    async def persist(fresh: Credentials) -> None:
+        await deps.store.save_credentials(record, fresh)
+
+    async with deps.http(deps.allow, deps.settings.request_timeout_s) as session:
+        delivery = Delivery(
+            destination, session, credentials, record.config,
+            policy=deps.settings.retry, on_refresh=persist, sleep=deps.sleep,
+        )  # fmt: skip
+        job = SyncJob(
+            db=deps.db,
+            record=record,
+            pair=Pair(record.id, audience_id, record.consent_category),
+            audience_key=await audience_key(deps.db, audience_id),
+            delivery=delivery,
+            limiter=RateLimiter(deps.redis, record.id, deps.settings.batches_per_s),
+            batch_size=min(destination.batch_limit(record.config), deps.settings.max_batch_members),
+            run=SyncRun(new_run_id(), record.id, audience_id, trigger),
+        )
+        count(deps.metrics, record.type, await job.execute())
+        return job.summary()
+
+
+def count(metrics: Any, kind: str, run: SyncRun) -> None:
+    """Prometheus counters through the worker's metrics object (anything with `inc`), if any."""
+    if metrics is None:
+        return
+    metrics.inc("magpie_destination_sync_runs_total", destination_type=kind, status=run.status)
+    metrics.inc(
+        "magpie_destination_records_sent_total", amount=run.added + run.removed, destination_type=kind
+    )
+    metrics.inc("magpie_destination_records_failed_total", amount=run.failed, destination_type=kind)
+    metrics.inc("magpie_destination_sync_seconds_total", amount=run.duration_ms / 1000, destination_type=kind)
+
+
+async def audience_key(db: Database, audience_id: str) -> str:
+    rows = await db.rows("SELECT key FROM audiences FINAL WHERE id = {id:String}", {"id": audience_id})
+    return str(rows[0][0]) if rows and rows[0][0] else audience_id

@@ -1,0 +1,132 @@
+"""A canary secret planted as a credential of every destination type never shows up anywhere:
+not in API responses, logs, job payloads, Redis, or any ClickHouse table — including on error paths."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from activation.sync.engine import sync_destination
+from tests.activation.sync.conftest import Api, Fakes, World
+
+BASE = "/admin/v1/destinations"
+
+
+def canary_credentials(fakes: Fakes, canary: str) -> dict[str, dict[str, str]]:
+    """Credentials per type where the canary is the live secret (the fakes are told to accept it)."""
+    for fake in (fakes.google, fakes.meta, fakes.hubspot):
+        fake.tokens.add(canary)
+    fakes.mailchimp.api_key = canary + "-us6"
+    fakes.webhook.key = canary.encode()
+    fakes.webhook.secret = "whsec_" + base64.b64encode(canary.encode()).decode()
+    setups = fakes.setups()
+    return {
+        "google_ads": {**setups["google_ads"][1], "access_token": canary, "client_secret": canary},
+        "meta": {"access_token": canary, "app_secret": canary},
+        "mailchimp": {"api_key": canary + "-us6"},
+        "hubspot": {**setups["hubspot"][1], "access_token": canary},
+        "webhook": {"secret": fakes.webhook.secret},
+    }
+
+
+async def _exercise_api(
+    api: Api, fakes: Fakes, creds: dict[str, dict[str, str]]
+) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    ids: list[str] = []
+    for kind, (config, _) in fakes.setups().items():
+        created = await api.call(
+            "POST", BASE, json={"type": kind, "name": kind, "config": config, "credentials": creds[kind]}
+        )
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+        texts.append(created.text)
+        texts.append((await api.call("GET", f"{BASE}/{ids[-1]}")).text)
+        tested = await api.call("POST", f"{BASE}/{ids[-1]}/test")
+        assert tested.json()["ok"] is True, (kind, tested.text)
+        texts.append(tested.text)
+    texts.append((await api.call("GET", f"{BASE}?limit=1000")).text)
+    bad = await api.call(
+        "POST",
+        BASE,
+        json={"type": "webhook", "name": "x", "config": {}, "credentials": {"secret": "whsec_" + "A" * 3}},
+    )
+    texts.append(bad.text)
+    for fake in (fakes.google, fakes.meta, fakes.hubspot):
+        fake.tokens.clear()
+    fakes.mailchimp.api_key = "rotated-us6"
+    fakes.webhook.inject("auth_expired", times=1)
+    for dest_id in ids:
+        failed = await api.call("POST", f"{BASE}/{dest_id}/test")
+        assert failed.json()["ok"] is False, failed.text
+        texts.append(failed.text)
+    return texts, ids
+
+
+def _redis_dump(values: list[Any]) -> str:
+    return "\n".join(repr(v) for v in values)
+
+
+async def _redis_text(redis: Any) -> str:
+    found: list[Any] = []
+    async for key in redis.scan_iter():
+        found.append(key)
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            found.append(await redis.get(key))
+        elif kind == "hash":
+            found.append(await redis.hgetall(key))
+        elif kind == "list":
+            found.append(await redis.lrange(key, 0, -1))
+        elif kind in ("set", "zset"):
+            found.append(await (redis.smembers(key) if kind == "set" else redis.zrange(key, 0, -1)))
+    return _redis_dump(found)
+
+
+def _clickhouse_text(ch: Client, canary: str) -> list[str]:
+    tables = ch.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine NOT LIKE '%View'"
+    ).result_rows
+    leaks = []
+    for (table,) in tables:
+        dump = ch.raw_query(f"SELECT * FROM {table}", fmt="TabSeparated")
+        if canary.encode() in dump:
+            leaks.append(table)
+    return leaks
+
+
+async def test_a_canary_credential_never_leaks(
+    api: Api, fakes: Fakes, world: World, ctx: dict[str, Any], ch: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    canary = "canary" + secrets.token_hex(12)
+    creds = canary_credentials(fakes, canary)
+    world.people(range(1, 4))
+    audience_id, _ = world.audience()
+    world.change(audience_id, [world.pid(n) for n in range(1, 4)], "entered")
+    texts, ids = await _exercise_api(api, fakes, creds)
+    fakes.webhook.inject("gone", times=None)
+    for dest_id in ids:
+        result = await sync_destination(ctx, dest_id, audience_id)
+        assert result["status"] in ("failed", "succeeded"), result
+        texts.append(repr(result))
+        runs = await api.call("GET", f"/admin/v1/syncs?destination_id={dest_id}")
+        texts.append(runs.text)
+        texts.append((await api.call("GET", f"/admin/v1/syncs/{runs.json()['data'][0]['id']}")).text)
+        replay = await api.call("POST", f"/admin/v1/syncs/{runs.json()['data'][0]['id']}/replay")
+        texts.append(replay.text)
+    texts.append(repr(api.queued))
+    assert len(api.queued) == 5
+    encoded = base64.b64encode(canary.encode()).decode()
+    for needle in (canary, encoded):
+        assert not [t for t in texts if needle in t]
+        assert needle not in caplog.text
+        assert needle not in await _redis_text(ctx["redis"])
+    assert _clickhouse_text(ch, canary) == [] and _clickhouse_text(ch, encoded) == []
+    assert {"sync_state", "sync_runs", "audiences"} <= set(_clickhouse_text(ch, world.ns))  # the probe works
+    assert "sync run" in caplog.text
