@@ -47,6 +47,8 @@ test: $(DEV_STAMP) browser lint types tag-check
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.collector
+	$(BIN)/python -m activation.identity.bench
+	$(BIN)/python -m activation.audiences.bench
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from typing import Any
 from activation.audiences.computation import compute_audience
 from activation.audiences.emit import run_audience
 from activation.audiences.schedule import enqueue_due_audiences
+from activation.identity.jobs import identity_restitch, identity_stitch
 from activation.maintenance import worker_heartbeat
 from activation.sync.engine import sync_destination
 from activation.sync.schedule import schedule_syncs
@@ -22,10 +23,18 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         enqueue_due_audiences,
         sync_destination,
         schedule_syncs,
+        identity_stitch,
+        identity_restitch,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=10),
         CronSpec(enqueue_due_audiences, every_s=60),
         CronSpec(schedule_syncs, every_s=30),
+        # A new identify reaches its profile within seconds: incremental stitching every 2 s. No pinned
+        # job id: arq keeps a finished cron's in-progress key for 60 s, which would block a fixed id;
+        # per-slot ids still coalesce across workers and the job's own Redis lock serialises runs.
+        CronSpec(identity_stitch, every_s=2, run_at_startup=True),
+        # nightly full restitch refreshes computed traits with time windows
+        CronSpec(identity_restitch, daily_at=(3, 17)),
     ]
     return JobSet(functions=functions, crons=crons, ctx=ctx)

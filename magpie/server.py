@@ -24,8 +24,11 @@ from activation.admin.openapi import openapi_route
 from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
-from activation.audiences.schedule import compute_job_id
 from activation.db import Database
+from activation.identity import admin as identity_admin
+from activation.identity import api as identity_api
+from activation.identity.cache import ProfileCache
+from activation.identity.jobs import stitch_status
 from activation.net import parse_allow_list
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
@@ -206,8 +209,9 @@ class App:
 
         async def enqueue_audience(job: str, audience_id: str) -> None:
             # "compute" from the API means the whole run: compute, then emit events if asked
+            # An explicit request always runs (arq picks a fresh job id); only the scheduler dedupes.
             name = "run_audience" if job == "compute_audience" else job
-            await jobs.enqueue(name, audience_id, job_id=compute_job_id(audience_id))
+            await jobs.enqueue(name, audience_id)
 
         sync_ctx = SyncContext(
             Database(connect(self.target)),
@@ -216,7 +220,24 @@ class App:
             parse_allow_list(self.runtime.settings.allow_private_destinations),
             jobs.enqueue,
         )
-        return [*audience_routes(lambda: audience_client, enqueue_audience, require), *sync_routes(sync_ctx)]
+        identity_client = connect(self.target)
+        redis = self.runtime.redis
+        cache = ProfileCache(redis)
+
+        async def enqueue_identity(function: str, job_id: str) -> None:
+            await jobs.enqueue(function, job_id=job_id)
+
+        async def status() -> dict[str, str]:
+            return await stitch_status(redis)
+
+        return [
+            *audience_routes(lambda: audience_client, enqueue_audience, require),
+            *sync_routes(sync_ctx),
+            *identity_api.routes(lambda: identity_client, enqueue_identity, require, cache),
+            *identity_admin.routes(
+                lambda: identity_client, enqueue_identity, require, status=status, cache=cache
+            ),
+        ]
 
     async def _stop(self) -> None:
         rt = self.runtime

@@ -21,6 +21,7 @@ import msgpack
 import orjson
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.cron import CronJob
 from arq.worker import Function, Worker, func
 
 from collector.metrics import Metrics
@@ -34,10 +35,14 @@ JOB_TIMEOUT_S = 600
 
 @dataclass(frozen=True)
 class CronSpec:
-    """Run `function` every `every_s` seconds (a divisor of 60 or a multiple of 60 up to an hour)."""
+    """Run `function` every `every_s` seconds (a divisor of 60 or a multiple of 60 up to an hour),
+    or daily at `daily_at` (hour, minute). `job_id` pins one id so overlapping runs coalesce."""
 
     function: JobFunction
-    every_s: int
+    every_s: int = 0
+    daily_at: tuple[int, int] | None = None
+    job_id: str | None = None
+    run_at_startup: bool = False
 
 
 @dataclass
@@ -126,11 +131,7 @@ class JobRunner:
         assert self.pool is not None
         crons = []
         for spec in self.jobs.crons:
-            minute, second = _cron_fields(spec.every_s)
-            job = _accounted(spec.function, self.metrics)
-            crons.append(
-                cron(job, name=f"cron:{spec.function.__name__}", minute=minute, second=second, unique=True)
-            )
+            crons.append(self._cron(spec))
         self.worker = Worker(
             functions=self._functions(),
             cron_jobs=crons,
@@ -146,6 +147,25 @@ class JobRunner:
             max_jobs=8,
         )
         self._task = asyncio.create_task(self.worker.async_run())
+
+    def _cron(self, spec: CronSpec) -> CronJob:
+        job = _accounted(spec.function, self.metrics)
+        hour: set[int] | None = None
+        minute: set[int] | None
+        if spec.daily_at is not None:
+            hour, minute, second = {spec.daily_at[0]}, {spec.daily_at[1]}, {0}
+        else:
+            minute, second = _cron_fields(spec.every_s)
+        return cron(
+            job,
+            name=f"cron:{spec.function.__name__}",
+            hour=hour,
+            minute=minute,
+            second=second,
+            unique=True,
+            job_id=spec.job_id,
+            run_at_startup=spec.run_at_startup,
+        )
 
     async def enqueue(
         self, name: str, *args: Any, job_id: str | None = None, defer_s: float | None = None

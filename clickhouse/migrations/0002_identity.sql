@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS identity_map
     identifier_value String,
     profile_id String,
     version UInt64,
-    deleted UInt8
+    deleted UInt8,
+    INDEX idx_profile_id profile_id TYPE bloom_filter(0.01) GRANULARITY 1
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (identifier_type, identifier_value);

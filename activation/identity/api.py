@@ -1,0 +1,124 @@
+"""Profile API: GET /v1/profiles/{type}:{value} (+ /events, /identities). Scope profiles:read.
+
+`routes(ch_provider, enqueue, require)` takes its dependencies explicitly: a callable returning
+the ClickHouse client, the job enqueuer (unused here, same signature as the admin routes) and
+`require(request, scope)`, which returns an error response when the caller may not proceed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from activation.identity import reads
+from activation.identity.cache import ProfileCache
+from activation.identity.identifiers import Identifier, parse_identifier
+
+ChProvider = Callable[[], Client]
+Enqueue = Callable[[str, str], Awaitable[Any]]
+Require = Callable[[Request, str], Awaitable[Response | None]]
+READ_SCOPE = "profiles:read"
+MAX_LIMIT = 1000
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
+    return json_response({"error": {"code": code, "message": message, "fields": fields or {}}}, status)
+
+
+def page_params(request: Request) -> tuple[int, str] | Response:
+    raw = request.query_params.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        return error(400, "invalid_request", "bad limit", {"limit": f"an integer 1..{MAX_LIMIT}"})
+    return int(raw), request.query_params.get("cursor", "")
+
+
+def _document_for(ch: Client, identifier: Identifier) -> dict[str, Any] | None:
+    profile_id = reads.lookup(ch, identifier)
+    return reads.profile_document(ch, profile_id) if profile_id else None
+
+
+class _Handlers:
+    def __init__(self, ch_provider: ChProvider, require: Require, cache: ProfileCache | None) -> None:
+        self.ch_provider, self.require, self.cache = ch_provider, require, cache
+
+    async def identify(self, request: Request) -> Identifier | Response:
+        denied = await self.require(request, READ_SCOPE)
+        if denied is not None:
+            return denied
+        identifier = parse_identifier(request.path_params["key"])
+        if identifier is None:
+            fields = {
+                "key": "type is user_id, anonymous_id, email, phone, device_id, advertising_id, "
+                "group_id, record or ext:<name>"
+            }
+            return error(400, "invalid_identifier", "expected {type}:{value} with a known type", fields)
+        return identifier
+
+    async def resolve(self, request: Request) -> str | Response:
+        identifier = await self.identify(request)
+        if isinstance(identifier, Response):
+            return identifier
+        profile_id = await asyncio.to_thread(reads.lookup, self.ch_provider(), identifier)
+        return profile_id or error(404, "not_found", "no profile for this identifier")
+
+    async def get_profile(self, request: Request) -> Response:
+        identifier = await self.identify(request)
+        if isinstance(identifier, Response):
+            return identifier
+        cached = await self.cache.get(identifier) if self.cache else None
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+        document = await asyncio.to_thread(_document_for, self.ch_provider(), identifier)
+        if document is None:
+            return error(404, "not_found", "no profile for this identifier")
+        body = orjson.dumps(document)
+        if self.cache:
+            await self.cache.put(identifier, document["profile_id"], body)
+        return Response(body, media_type="application/json")
+
+    async def get_events(self, request: Request) -> Response:
+        found = await self.resolve(request)
+        if isinstance(found, Response):
+            return found
+        paging = page_params(request)
+        if isinstance(paging, Response):
+            return paging
+        limit, cursor = paging
+        try:
+            events, next_cursor = await asyncio.to_thread(
+                reads.profile_events, self.ch_provider(), found, cursor, limit
+            )
+        except ValueError:
+            return error(
+                400, "invalid_request", "bad cursor", {"cursor": "use next_cursor from a previous page"}
+            )
+        return json_response({"data": events, "next_cursor": next_cursor})
+
+    async def get_identities(self, request: Request) -> Response:
+        found = await self.resolve(request)
+        if isinstance(found, Response):
+            return found
+        return json_response(await asyncio.to_thread(reads.profile_identities, self.ch_provider(), found))
+
+
+def routes(
+    ch_provider: ChProvider, enqueue: Enqueue, require: Require, cache: ProfileCache | None = None
+) -> list[BaseRoute]:
+    """Profile read routes; with a cache, profile documents are served from Redis when fresh."""
+    h = _Handlers(ch_provider, require, cache)
+    return [
+        Route("/v1/profiles/{key:path}/events", h.get_events, methods=["GET"]),
+        Route("/v1/profiles/{key:path}/identities", h.get_identities, methods=["GET"]),
+        Route("/v1/profiles/{key:path}", h.get_profile, methods=["GET"]),
+    ]

@@ -1,0 +1,96 @@
+"""Stitching jobs: plain async functions for any queue (the worker module registers them with arq).
+
+ctx["ch"] is a synchronous clickhouse-connect client (called through a thread), ctx["redis"] a
+redis.asyncio client. One stitch runs at a time (a Redis lock); a run that finds the lock taken
+returns at once, since the running one or the next tick covers its events. Every run records
+its outcome in a Redis hash that the API and /metrics read, so failures are visible, not just logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from activation.identity.cache import ProfileCache
+from activation.identity.stitching import StitchReport, stitch_full, stitch_incremental
+
+STITCH_JOB = "identity_stitch"
+RESTITCH_JOB = "identity_restitch"
+STITCH_JOB_ID = "identity:stitch"
+LOCK_KEY = "magpie:identity:stitch:lock"
+STATUS_KEY = "magpie:identity:stitch:status"
+LOCK_TIMEOUT_S = 900
+DEBOUNCE_S = 1.0
+log = logging.getLogger(__name__)
+
+
+def restitch_job_id(reason: str) -> str:
+    """Deterministic id for a full restitch (e.g. reason = the rules version that asked for it)."""
+    return f"identity:restitch:{reason}"
+
+
+async def identity_stitch(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Incremental stitch from the watermark; run it every second or two (arq cron, unique)."""
+    return await _run(ctx, "incremental")
+
+
+async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Full restitch of every link (rules changed, many unmerges, or on demand)."""
+    return await _run(ctx, "full")
+
+
+async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
+    redis = ctx["redis"]
+    lock = redis.lock(
+        LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking=mode == "full", blocking_timeout=LOCK_TIMEOUT_S
+    )
+    if not await lock.acquire():
+        return {"mode": mode, "skipped": "another stitch is running"}
+    try:
+        report = await asyncio.to_thread(_stitch, ctx["ch"], mode, datetime.now(UTC))
+    except Exception as exc:
+        await _record(
+            redis,
+            {"last_error": f"{type(exc).__name__}: {exc}"[:500], "last_error_at": str(time.time())},
+            failed=True,
+        )
+        log.exception("identity %s stitch failed", mode)
+        raise
+    finally:
+        await lock.release()
+    await _invalidate(ProfileCache(redis), report)
+    await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)
+    return report.to_dict()
+
+
+async def _invalidate(cache: ProfileCache, report: StitchReport) -> None:
+    if report.changed_everything:
+        await cache.invalidate_all()
+    else:
+        await cache.invalidate(report.changed_profiles, report.changed_identifiers)
+
+
+def _stitch(ch: Any, mode: str, now: datetime) -> StitchReport:
+    return stitch_full(ch, now) if mode == "full" else stitch_incremental(ch, now)
+
+
+async def _record(redis: Any, fields: dict[str, str], *, failed: bool) -> None:
+    await redis.hset(STATUS_KEY, mapping=fields)
+    await redis.hincrby(STATUS_KEY, "runs_failed" if failed else "runs_ok", 1)
+    if failed:
+        await redis.hincrby(STATUS_KEY, "consecutive_failures", 1)
+    else:
+        await redis.hset(STATUS_KEY, "consecutive_failures", "0")
+
+
+async def stitch_status(redis: Any) -> dict[str, str]:
+    """The recorded outcome of stitch runs, for the admin API and /metrics."""
+    raw = await redis.hgetall(STATUS_KEY)
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,157 @@
+"""Links in ClickHouse: extracted from events by one INSERT ... SELECT, read back for stitching.
+
+Extraction normalises identifiers in SQL (mirroring `identifiers.normalise`) and stores each
+distinct identifier set once with its earliest evidence; a set already stored with earlier or
+equal evidence is skipped, so re-extracting an overlapping window is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from activation.identity.graph import Link
+from activation.identity.identifiers import ALIAS_TYPE, GROUP_TYPE, Identifier
+from activation.identity.rules import Rules
+
+_WS = "' \\t\\n\\r\\x0B\\x0C'"
+_TRIM = f"trim(BOTH {_WS} FROM {{x}})"
+_PLAIN = f"if(lengthUTF8({_TRIM}) <= 256, {_TRIM}, '')"
+_EMAIL = (
+    f"if(position(trim(BOTH '@' FROM lowerUTF8({_TRIM})), '@') > 0 AND lengthUTF8({_TRIM}) <= 256, "
+    f"lowerUTF8({_TRIM}), '')"
+)
+_PHONE_DIGITS = f"replaceRegexpAll({_TRIM}, '[\\\\s().\\\\-/]', '')"
+_PHONE_PLUS = (
+    f"if(startsWith({_PHONE_DIGITS}, '00'), concat('+', substring({_PHONE_DIGITS}, 3)), {_PHONE_DIGITS})"
+)
+_PHONE = f"if(match({_PHONE_PLUS}, '^\\\\+[1-9][0-9]{{{{6,14}}}}$'), {_PHONE_PLUS}, '')"
+_TRAIT = (
+    "if(type = 'group', '', if(JSONExtractString(traits, '{k}') != '', JSONExtractString(traits, '{k}'), "
+    "JSONExtractString(context, 'traits', '{k}')))"
+)
+_EXTERNAL = (
+    "arrayMap(j -> (concat('ext:', JSONExtractString(j, 'type')), "
+    + _PLAIN.format(x="if(JSONType(j, 'id') = 'String', JSONExtractString(j, 'id'), JSONExtractRaw(j, 'id'))")
+    + "), arraySlice(JSONExtractArrayRaw(context, 'externalIds'), 1, 20))"
+)
+IDS_SQL = (
+    "arraySort(arrayDistinct(arrayFilter(p -> p.2 != '' AND p.1 != 'ext:', arrayConcat(["
+    + ", ".join(
+        f"('{t}', {_PLAIN.format(x=c)})"
+        for t, c in [
+            ("user_id", "user_id"),
+            ("anonymous_id", "anonymous_id"),
+            (ALIAS_TYPE, "previous_id"),
+            ("device_id", "device_id"),
+            ("advertising_id", "advertising_id"),
+            (GROUP_TYPE, "group_id"),
+        ]
+    )
+    + f", ('email', {_EMAIL.format(x=_TRAIT.format(k='email'))})"
+    + f", ('phone', {_PHONE.format(x=_TRAIT.format(k='phone'))})"
+    + f"], {_EXTERNAL}))))"
+)
+
+_EXTRACT = f"""
+INSERT INTO identity_links (link_key, ids, timestamp, message_id, source_id, kind)
+SELECT n.link_key, n.ids, n.ev.1, n.ev.2, n.ev.3, n.ev.4
+FROM (
+    SELECT cityHash64(ids) AS link_key, ids, min((timestamp, message_id, source_id, type)) AS ev
+    FROM (SELECT {IDS_SQL} AS ids, timestamp, message_id, source_id, type FROM events
+          WHERE inserted_at > {{since:DateTime64(6, 'UTC')}}
+            AND inserted_at <= {{until:DateTime64(6, 'UTC')}})
+    WHERE length(ids) > 0
+    GROUP BY ids
+) AS n
+LEFT JOIN (
+    SELECT link_key, 1 AS seen, min((timestamp, message_id, source_id)) AS old FROM identity_links
+    WHERE link_key IN (
+        SELECT cityHash64({IDS_SQL}) FROM events
+        WHERE inserted_at > {{since:DateTime64(6, 'UTC')}} AND inserted_at <= {{until:DateTime64(6, 'UTC')}})
+    GROUP BY link_key
+) AS o ON o.link_key = n.link_key
+WHERE o.seen = 0 OR (n.ev.1, n.ev.2, n.ev.3) < o.old
+"""
+
+_PAIRS = "Array(Tuple(String, String))"
+_LINK_COLUMNS = "ids, min((timestamp, message_id, source_id, kind)) AS ev"
+
+
+def extract_links(ch: Client, since: datetime, until: datetime) -> None:
+    """Store the identifier sets of events inserted in (since, until]."""
+    ch.command(_EXTRACT, parameters={"since": since, "until": until})
+
+
+def insert_links(ch: Client, links: Iterable[Link]) -> None:
+    """Store links that do not come from events (imports, accepted proposals)."""
+    rows = [[sorted(link.ids), link.timestamp, link.message_id, link.source_id, link.kind] for link in links]
+    if rows:
+        ch.insert(
+            "identity_links", rows, column_names=["ids", "timestamp", "message_id", "source_id", "kind"]
+        )
+
+
+def links_high_mark(ch: Client) -> datetime:
+    """The newest inserted_at in identity_links (the links watermark a run advances to)."""
+    value: datetime = ch.query("SELECT max(inserted_at) FROM identity_links").result_rows[0][0]
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def new_link_ids(ch: Client, after: datetime, until: datetime) -> set[Identifier]:
+    """Every identifier of the sets stored in (after, until]."""
+    sql = (
+        "SELECT DISTINCT arrayJoin(ids) FROM identity_links "
+        "WHERE inserted_at > {a:DateTime64(6, 'UTC')} AND inserted_at <= {u:DateTime64(6, 'UTC')}"
+    )
+    rows = ch.query(sql, parameters={"a": after, "u": until}).result_rows
+    return {Identifier(*pair) for (pair,) in rows}
+
+
+def all_links(ch: Client) -> list[Link]:
+    """Every stored set, each with its earliest evidence (the full-restitch input)."""
+    sql = f"SELECT {_LINK_COLUMNS} FROM identity_links GROUP BY link_key, ids"
+    return _to_links(ch.query(sql).result_rows)
+
+
+def component_links(ch: Client, seeds: set[Identifier], rules: Rules, max_nodes: int) -> list[Link] | None:
+    """Links of the connected components around `seeds` (blocked and group ids do not connect).
+
+    None when the component grows past `max_nodes`: the caller restitches everything instead.
+    """
+    seen: set[Identifier] = set()
+    frontier = {i for i in seeds if _connects(i, rules)}
+    found: dict[tuple[Identifier, ...], Link] = {}
+    while frontier:
+        seen |= frontier
+        if len(seen) > max_nodes:
+            return None
+        sql = f"SELECT {_LINK_COLUMNS} FROM identity_links WHERE hasAny(ids, {{f:{_PAIRS}}}) "
+        rows = ch.query(sql + "GROUP BY link_key, ids", parameters={"f": _search_terms(frontier)}).result_rows
+        for link in _to_links(rows):
+            found[link.ids] = link
+        reached = {i for link in found.values() for i in link.ids}
+        frontier = {i for i in reached if _connects(i, rules)} - seen
+    return list(found.values())
+
+
+def _connects(identifier: Identifier, rules: Rules) -> bool:
+    return identifier.type != GROUP_TYPE and not rules.is_blocked(identifier)
+
+
+def _search_terms(frontier: set[Identifier]) -> list[tuple[str, str]]:
+    """The frontier, plus the alias forms a previousId may take (user id or anonymous id)."""
+    terms = set(frontier)
+    for i in frontier:
+        if i.type in ("user_id", "anonymous_id"):
+            terms.add(Identifier(ALIAS_TYPE, i.value))
+        elif i.type == ALIAS_TYPE:
+            terms |= {Identifier("user_id", i.value), Identifier("anonymous_id", i.value)}
+    return [(t.type, t.value) for t in sorted(terms)]
+
+
+def _to_links(rows: Iterable[Any]) -> list[Link]:
+    return [Link(tuple(Identifier(*p) for p in ids), ev[0], ev[1], ev[2], ev[3]) for ids, ev in rows]
