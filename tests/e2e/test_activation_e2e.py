@@ -167,8 +167,8 @@ async def test_events_to_five_platforms_through_the_server(server: ServerProcess
         destinations.append(created.json()["id"])
     key = f"pro_buyers_{shop.ns}"
     query = f"event('Order Completed').within(30 days).count() >= 2 and trait('plan') = 'pro' and trait('ns') = '{shop.ns}'"
-    created = await admin(server, "POST", "/audiences", json={"name": key, "key": key, "query": query,
-                                                              "destinations": destinations})  # fmt: skip
+    body = {"name": key, "key": key, "query": query, "destinations": destinations, "emit_events": True}
+    created = await admin(server, "POST", "/audiences", json=body)
     assert created.status_code == 201, created.text
     audience_id = created.json()["id"]
 
@@ -182,6 +182,12 @@ async def test_events_to_five_platforms_through_the_server(server: ServerProcess
     assert [r["status"] for r in runs] == ["succeeded"] * 5, runs
     assert not fakes.meta.faults and not fakes.hubspot.faults, "the injected throttling was never hit"
     assert fakes.google.requests_to("/token"), "the expired Google token was never refreshed"
+    entered = await audience_events(server, key)
+    assert sorted(e["userId"] for e in entered if e["event"] == "Audience Entered") == sorted(
+        shop.user(n) for n in (1, 2)
+    )
+    doc = await profile(server, shop.user(1))
+    assert doc and key in [a["key"] for a in doc["audiences"]]
     for kind in KINDS:
         assert shop.held(fakes, kind, key, pids) == {1, 2}, kind
 
@@ -198,6 +204,15 @@ async def test_events_to_five_platforms_through_the_server(server: ServerProcess
     for kind in KINDS:
         summary = [(r["status"], r["added"], r["removed"], r["errors"]) for r in runs]
         assert shop.held(fakes, kind, key, pids) == {1}, (kind, summary)
+
+
+async def audience_events(server: ServerProcess, key: str) -> list[dict[str, Any]]:
+    """Audience Entered/Exited events for `key`, from the system source they are tracked into."""
+    sources = (await admin(server, "GET", "/sources", params={"limit": 1000})).json()["data"]
+    system = [s for s in sources if s["name"] == "Magpie audiences"]
+    assert system, "no system source: audience events were never emitted"
+    events = await asyncio.to_thread(server.events, system[0]["id"])
+    return [e for e in events if e["properties"].get("audience_key") == key]
 
 
 async def run_audience(server: ServerProcess, audience_id: str, expected_members: int) -> None:
