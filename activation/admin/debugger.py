@@ -98,47 +98,39 @@ def _enrichment(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def list_events(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+async def _newest_first(
+    db: Database, table: str, columns: str, tiebreak: str, source_id: str, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a source's rows, newest first, keyed by (received_at, `tiebreak`)."""
     key = decode_cursor(cursor, 2)
     where = "source_id = {s:String}"
     params: dict[str, Any] = {"s": source_id, "n": limit}
     if key is not None:
-        where += " AND (received_at, message_id) < (toDateTime64({t:String}, 3, 'UTC'), {m:String})"
-        params.update(t=str(key[0]), m=str(key[1]))
+        where += f" AND (received_at, {tiebreak}) < (toDateTime64({{t:String}}, 3, 'UTC'), {{k:String}})"
+        params.update(t=str(key[0]), k=str(key[1]))
     rows = await db.dicts(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} "
-        "ORDER BY received_at DESC, message_id DESC LIMIT {n:UInt32}",
+        f"SELECT {columns}, {tiebreak} AS _key FROM {table} WHERE {where} "
+        f"ORDER BY received_at DESC, {tiebreak} DESC LIMIT {{n:UInt32}}",
         params,
     )
-    next_cursor = None
-    if len(rows) == limit:
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            [last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["message_id"]]
-        )
+    if len(rows) < limit:
+        return rows, None
+    last = rows[-1]
+    return rows, encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["_key"]])
+
+
+async def list_events(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+    rows, next_cursor = await _newest_first(
+        db, "events", _EVENT_COLUMNS, "message_id", source_id, cursor, limit
+    )
     return {"data": [segment_shape(r) for r in rows], "next_cursor": next_cursor}
 
 
 async def list_rejected(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
-    key = decode_cursor(cursor, 2)
-    where = "source_id = {s:String}"
-    params: dict[str, Any] = {"s": source_id, "n": limit}
-    if key is not None:
-        where += " AND (received_at, ingest_id) < (toDateTime64({t:String}, 3, 'UTC'), {i:String})"
-        params.update(t=str(key[0]), i=str(key[1]))
-    rows = await db.dicts(
-        f"SELECT {_REJECTED_COLUMNS}, ingest_id FROM rejected_events WHERE {where} "
-        "ORDER BY received_at DESC, ingest_id DESC LIMIT {n:UInt32}",
-        params,
+    rows, next_cursor = await _newest_first(
+        db, "rejected_events", _REJECTED_COLUMNS, "ingest_id", source_id, cursor, limit
     )
-    next_cursor = None
-    if len(rows) == limit:
-        last = rows[-1]
-        next_cursor = encode_cursor(
-            [last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["ingest_id"]]
-        )
     data = [
-        {**{k: v for k, v in r.items() if k != "ingest_id"}, "received_at": _iso(r["received_at"])}
-        for r in rows
+        {**{k: v for k, v in r.items() if k != "_key"}, "received_at": _iso(r["received_at"])} for r in rows
     ]
     return {"data": data, "next_cursor": next_cursor}

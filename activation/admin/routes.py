@@ -19,6 +19,7 @@ from activation.admin.sources import SourceStore, public
 from activation.db import Database
 
 Handler = Callable[[Request], Awaitable[Response]]
+SourceLister = Callable[[Database, str, str | None, int], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -57,8 +58,8 @@ def admin_routes(ctx: AdminContext, job_failures: JobFailures) -> list[BaseRoute
         Route("/admin/v1/sources", g(_sources(ctx)), methods=["GET", "POST"]),
         Route("/admin/v1/sources/{id}", g(_source(ctx)), methods=["GET", "PATCH", "DELETE"]),
         Route("/admin/v1/sources/{id}/rotate-key", g(_rotate(ctx)), methods=["POST"]),
-        Route("/admin/v1/sources/{id}/events", g(_events(ctx)), methods=["GET"]),
-        Route("/admin/v1/sources/{id}/rejected", g(_rejected(ctx)), methods=["GET"]),
+        Route("/admin/v1/sources/{id}/events", g(_source_page(ctx, list_events)), methods=["GET"]),
+        Route("/admin/v1/sources/{id}/rejected", g(_source_page(ctx, list_rejected)), methods=["GET"]),
         Route("/admin/v1/sources/{id}/snippet", g(_snippet(ctx)), methods=["GET"]),
         Route("/admin/v1/jobs/failed", g(_failed_jobs(job_failures)), methods=["GET"]),
     ]
@@ -127,24 +128,13 @@ def _rotate(ctx: AdminContext) -> Handler:
     return handler
 
 
-def _events(ctx: AdminContext) -> Handler:
+def _source_page(ctx: AdminContext, lister: SourceLister) -> Handler:
+    """A source's stored or rejected events, newest first, cursor-paged."""
+
     async def handler(request: Request) -> Response:
         source = await ctx.sources.get(request.path_params["id"])
-        page = await list_events(
-            ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request)
-        )
-        return json_response(page)
-
-    return handler
-
-
-def _rejected(ctx: AdminContext) -> Handler:
-    async def handler(request: Request) -> Response:
-        source = await ctx.sources.get(request.path_params["id"])
-        page = await list_rejected(
-            ctx.db, source["id"], request.query_params.get("cursor"), page_limit(request)
-        )
-        return json_response(page)
+        cursor = request.query_params.get("cursor")
+        return json_response(await lister(ctx.db, source["id"], cursor, page_limit(request)))
 
     return handler
 
