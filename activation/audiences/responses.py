@@ -10,20 +10,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from activation.admin.errors import ApiError
+
 MAX_BODY_BYTES = 256 * 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-class HTTPProblem(Exception):
-    """A client error to answer as `{"error": {"code", "message", "fields"}}`."""
-
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.fields = status, code, message, fields or {}
-
-    def response(self) -> Response:
-        return error(self.status, self.code, self.message, self.fields)
+# Audience routes raise the admin API's own error type, so every endpoint answers the same shape.
+HTTPProblem = ApiError
 
 
 class JSONResponse(Response):
@@ -34,9 +29,7 @@ class JSONResponse(Response):
 
 
 def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "fields": fields or {}}}, status_code=status
-    )
+    return ApiError(status, code, message, fields).response()
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from activation.admin.errors import ApiError, json_response
 from activation.identity import reads
 from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier, parse_identifier
@@ -28,12 +29,8 @@ READ_SCOPE = "profiles:read"
 MAX_LIMIT = 1000
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    return json_response({"error": {"code": code, "message": message, "fields": fields or {}}}, status)
+    return ApiError(status, code, message, fields).response()
 
 
 def page_params(request: Request) -> tuple[int, str] | Response:
