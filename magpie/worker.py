@@ -22,8 +22,9 @@ import orjson
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.cron import CronJob
-from arq.worker import Function, Worker, func
+from arq.worker import Function, Retry, Worker, func
 
+from activation.retry import RetryLater
 from collector.metrics import Metrics
 
 log = logging.getLogger("magpie.worker")
@@ -74,6 +75,13 @@ def _accounted(function: JobFunction, metrics: Metrics) -> JobFunction:
         metrics.inc("magpie_job_runs_total", job=name)
         try:
             return await function(ctx, *args, **kwargs)
+        except RetryLater as exc:
+            if ctx.get("job_try", 1) < MAX_TRIES:
+                metrics.inc("magpie_job_retries_total", job=name)
+                raise Retry(defer=exc.defer_s) from exc
+            metrics.inc("magpie_job_failures_total", job=name)
+            await _record_failure(ctx, name, exc)
+            raise
         except Exception as exc:
             metrics.inc("magpie_job_failures_total", job=name)
             if ctx.get("job_try", 1) >= MAX_TRIES:

@@ -17,6 +17,7 @@ from typing import Any
 from activation.db import Database
 from activation.destinations import REGISTRY, Credentials
 from activation.net import AllowList, SafeSession, parse_allow_list, safe_session
+from activation.retry import RetryLater
 from activation.sync.crypto import CredentialCipher
 from activation.sync.delivery import Delivery, Sleep
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
@@ -82,7 +83,9 @@ async def sync_destination(
             await mark_interrupted(deps.db, destination_id)
             return await _run(deps, record, audience_id, trigger)
     except LockBusy:
-        return {"destination_id": destination_id, "audience_id": audience_id, "status": "busy"}
+        # Another worker holds the destination — or a crashed one did, until its lock expires. Come
+        # back later rather than finish: a finished job id would block this pair's re-queue.
+        raise RetryLater(f"destination {destination_id} is busy", deps.settings.lock_ttl_s) from None
 
 
 async def _run(deps: SyncDeps, record: DestinationRecord, audience_id: str, trigger: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import time
 
+import pytest
 import redis
 from arq.worker import Worker
 
@@ -41,3 +42,27 @@ def test_crons_run_inside_serve_and_failures_are_listed(server: ServerProcess) -
     assert client.get("magpie:worker:heartbeat") is not None
     response = server.admin("GET", "/jobs/failed")
     assert response.status_code == 200 and response.json()["data"] == []
+
+
+async def test_retry_later_requeues_until_the_last_try() -> None:
+    from arq.worker import Retry
+
+    from activation.retry import RetryLater
+    from collector.metrics import Metrics
+    from magpie.worker import MAX_TRIES, _accounted
+
+    async def busy(ctx: dict[str, object]) -> None:
+        raise RetryLater("lock held", 42.0)
+
+    metrics = Metrics()
+    job = _accounted(busy, metrics)
+    try:
+        await job({"job_try": 1, "job_id": "j"})
+    except Retry as retry:
+        assert retry.defer_score == 42_000
+    else:
+        raise AssertionError("RetryLater should become arq's Retry")
+    with pytest.raises(RetryLater):  # out of tries: a failure, recorded and counted
+        await job({"job_try": MAX_TRIES, "job_id": "j", "redis": None})
+    assert metrics.value("magpie_job_retries_total", job="busy") == 1
+    assert metrics.value("magpie_job_failures_total", job="busy") == 1

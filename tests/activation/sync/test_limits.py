@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from activation.retry import RetryLater
 from activation.sync.engine import sync_destination
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
 from tests.activation.sync.conftest import FAST, Fakes, World
@@ -47,10 +48,11 @@ async def test_a_destination_syncs_one_run_at_a_time(ctx: dict[str, Any], world:
     world.change(audience_id, [world.pid(n) for n in range(1, 4)], "entered")
     dest = await world.destination("webhook", fakes.setups()["webhook"])
     async with DestinationLock(ctx["redis"], dest, ttl_s=5, wait_s=0):
-        busy = await sync_destination(
-            {**ctx, "sync_settings": replace(FAST, lock_wait_s=0.1)}, dest, audience_id
-        )
-    assert busy["status"] == "busy" and fakes.webhook.requests == []
+        with pytest.raises(RetryLater) as busy:  # the queue runs it again once the lock can be free
+            await sync_destination(
+                {**ctx, "sync_settings": replace(FAST, lock_wait_s=0.1)}, dest, audience_id
+            )
+    assert busy.value.defer_s == FAST.lock_ttl_s and fakes.webhook.requests == []
     fakes.webhook.latency_s = 0.2
     both = await asyncio.gather(*(sync_destination(ctx, dest, audience_id) for _ in range(2)))
     assert sorted(r["added"] for r in both) == [0, 3] and fakes.webhook.max_in_flight == 1
