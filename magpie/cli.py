@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":
+        # arq logs every job start and end; with crons every 2 s that drowns the useful lines.
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
     if args.command in ("collector", "api", "worker") and settings.embedded:
         print(
             f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL "

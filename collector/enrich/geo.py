@@ -51,15 +51,22 @@ class GeoLookup:
                 asn = self.asn_reader.asn(ip)
                 out["geo_asn"] = asn.autonomous_system_number or 0
                 out["geo_as_org"] = asn.autonomous_system_organization or ""
-            except (geoip2.errors.AddressNotFoundError, ValueError, InvalidDatabaseError):
+            except (geoip2.errors.AddressNotFoundError, ValueError):
                 pass
+            except InvalidDatabaseError as exc:
+                self._disable(self.asn_reader, "asn", exc)
+                self.asn_reader = None
         return out
 
     def _city(self, ip: str) -> dict[str, Any]:
         assert self.city_reader is not None
         try:
             city = self.city_reader.city(ip)
-        except (geoip2.errors.AddressNotFoundError, ValueError, InvalidDatabaseError):
+        except (geoip2.errors.AddressNotFoundError, ValueError):
+            return {}
+        except InvalidDatabaseError as exc:
+            self._disable(self.city_reader, "city", exc)
+            self.city_reader = None
             return {}
         region = city.subdivisions.most_specific
         return {
@@ -71,6 +78,12 @@ class GeoLookup:
             "geo_latitude": city.location.latitude,
             "geo_longitude": city.location.longitude,
         }
+
+    def _disable(self, reader: geoip2.database.Reader, kind: str, exc: Exception) -> None:
+        """A database that opened but is corrupt inside: say so once, then run without it."""
+        log.error("GeoIP %s database is corrupt (%s); geo enrichment off for it", kind, exc)
+        reader.close()
+        self.lookup.cache_clear()
 
     def close(self) -> None:
         for reader in (self.city_reader, self.asn_reader):
