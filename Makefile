@@ -46,6 +46,7 @@ test: $(DEV_STAMP) browser lint types tag-check
 	$(BIN)/pytest -q
 
 bench: $(DEV_STAMP)
+	./bench/install-wrk.sh
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m activation.identity.bench
 	$(BIN)/python -m activation.audiences.bench
