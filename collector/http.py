@@ -151,14 +151,15 @@ class TrackingApp:
         if path_type is not None and path_type not in TYPES:
             raise HttpError(404, "not_found", f"unknown endpoint /v1/{kind}")
         raw = await read_body(receive, MAX_REQUEST_BYTES)
-        body = parse_json(_decompress(raw, headers.get("content-encoding", "")))
+        decompressed = _decompress(raw, headers.get("content-encoding", ""))
+        body = parse_json(decompressed)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         key = (
             basic_write_key(headers.get("authorization", "")) or _body_key(body) or _first(query, "writeKey")
         )
         source = await self.authorize(key, headers.get("origin", ""))
         facts = self.facts(scope, headers, source)
-        pairs, defaults = self.ingestor.items(body, path_type)
+        pairs, defaults = self.ingestor.items(body, path_type, decompressed)
         verdict = await self.durable(
             self.ingestor.ingest(pairs, defaults, facts, path_type, kind == "import")
         )

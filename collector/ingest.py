@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +33,6 @@ class Verdict:
 
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    suppressed: int = 0
 
     def body(self) -> dict[str, Any]:
         return {"success": True, "rejected": self.rejected} if self.rejected else {"success": True}
@@ -43,21 +41,25 @@ class Verdict:
 class Ingestor:
     def __init__(self, spool: Spool, steps: list[tuple[str, Step]], metrics: Metrics) -> None:
         self.spool, self.steps, self.metrics = spool, steps, metrics
-        self.suppressed: frozenset[str] = frozenset()
         self._boot = os.urandom(6).hex()
         self._counter = itertools.count()
 
     def _ingest_id(self) -> str:
         return f"{self._boot}{next(self._counter):x}"
 
-    def items(self, body: Any, path_type: str | None) -> tuple[list[tuple[Any, bytes]], Defaults]:
-        """Split a request body into (item, raw bytes) pairs plus the batch-level defaults."""
+    def items(
+        self, body: Any, path_type: str | None, raw_body: bytes | None = None
+    ) -> tuple[list[tuple[Any, bytes]], Defaults]:
+        """Split a request body into (item, raw bytes) pairs plus the batch-level defaults.
+
+        A single event's raw copy is `raw_body`, the (decompressed) bytes it arrived as, when given.
+        """
         if path_type is None and isinstance(body, dict) and isinstance(body.get("batch"), list):
             defaults = Defaults(
                 object_at(body, "context"), object_at(body, "integrations"), body.get("sentAt")
             )
             return [(item, orjson.dumps(item)) for item in body["batch"]], defaults
-        return [(body, orjson.dumps(body))], Defaults()
+        return [(body, raw_body if raw_body is not None else orjson.dumps(body))], Defaults()
 
     async def ingest(
         self,
@@ -77,12 +79,10 @@ class Ingestor:
             else:
                 outcome = normalize(item, raw, defaults, received_at, path_type, historical)
             if isinstance(outcome, Rejection):
-                payloads.append(self._rejected(outcome, index, raw, facts, received_at))
+                payloads.append(self.rejected_record(facts.source.id, outcome, index, raw, received_at))
                 verdict.rejected.append(
                     {"index": index, "messageId": outcome.message_id, "reason": outcome.reason}
                 )
-            elif self._is_suppressed(outcome):
-                verdict.suppressed += 1
             else:
                 payloads.append(self._accepted(outcome, facts))
                 verdict.accepted += 1
@@ -92,12 +92,6 @@ class Ingestor:
         self._count(facts.source.id, verdict)
         return verdict
 
-    def _is_suppressed(self, event: Event) -> bool:
-        if not self.suppressed:
-            return False
-        message = event.message
-        return any(message.get(k) in self.suppressed for k in ("userId", "anonymousId", "previousId"))
-
     def _accepted(self, event: Event, facts: RequestFacts) -> bytes:
         ingest_id = self._ingest_id()
         failures: list[str] = []
@@ -105,11 +99,6 @@ class Ingestor:
         for step in failures:
             self.metrics.inc("magpie_enrichment_failures_total", facts.source.id, step=step)
         return encode(EVENT, facts.source.id, event.message["messageId"], ingest_id, orjson.dumps(row))
-
-    def _rejected(
-        self, rejection: Rejection, index: int, raw: bytes, facts: RequestFacts, received_at: datetime
-    ) -> bytes:
-        return self.rejected_record(facts.source.id, rejection, index, raw, received_at)
 
     def rejected_record(
         self, source_id: str, rejection: Rejection, index: int, raw: bytes, received_at: datetime
@@ -132,9 +121,3 @@ class Ingestor:
             self.metrics.inc("magpie_events_accepted_total", source_id, verdict.accepted)
         if verdict.rejected:
             self.metrics.inc("magpie_events_rejected_total", source_id, len(verdict.rejected))
-        if verdict.suppressed:
-            self.metrics.inc("magpie_events_suppressed_total", source_id, verdict.suppressed)
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

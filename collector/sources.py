@@ -45,12 +45,10 @@ class SourceCache:
         self.store = store
         self.by_key: dict[str, Source] = {}
         self._missing: dict[str, float] = {}
-        self._loaded_at = 0.0
 
     async def refresh(self) -> None:
         rows = await self.store.query(_LATEST)
         self.by_key = {s.write_key: s for s in map(_source, rows)}
-        self._loaded_at = time.monotonic()
 
     async def run(self) -> None:
         while True:
@@ -62,8 +60,10 @@ class SourceCache:
 
     async def lookup(self, write_key: str) -> Source | None:
         source = self.by_key.get(write_key)
-        if source is not None or not write_key:
-            return source if source is None or source.enabled else None
+        if source is not None:
+            return source if source.enabled else None
+        if not write_key:
+            return None
         missed = self._missing.get(write_key)
         if missed is not None and time.monotonic() - missed < NEGATIVE_TTL_S:
             return None

@@ -80,12 +80,14 @@ class Writer:
         self.spool.new_data.set()
 
     async def drain_once(self) -> int:
-        intent = self.checkpoint.intent or self._next_intent()
-        if intent is None:
-            return 0
-        if self.checkpoint.intent is None:
+        if self.checkpoint.intent is not None:  # replay what a crash interrupted, exactly
+            intent, records = self.checkpoint.intent, self._records(self.checkpoint.intent)
+        else:
+            records = self.spool.read(self.checkpoint.position, CHUNK_MAX_RECORDS, CHUNK_MAX_BYTES)
+            if not records:
+                return 0
+            intent = self._intent(records)
             await self._save(Checkpoint(self.checkpoint.position, intent))
-        records = self._records(intent)
         started = time.perf_counter()
         await self._write(intent, [decode(r.payload) for r in records])
         self.metrics.observe_flush(time.perf_counter() - started)
@@ -93,10 +95,7 @@ class Writer:
         self.spool.mark_consumed(intent.end)
         return len(records)
 
-    def _next_intent(self) -> Intent | None:
-        records = self.spool.read(self.checkpoint.position, CHUNK_MAX_RECORDS, CHUNK_MAX_BYTES)
-        if not records:
-            return None
+    def _intent(self, records: list[Record]) -> Intent:
         start, end = records[0].position, records[-1].end
         token = hashlib.sha256(f"{self.spool.dir}:{start}:{end}".encode()).hexdigest()[:32]
         return Intent(self.checkpoint.position, end, token)
