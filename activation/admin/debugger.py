@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from activation.admin.cursor import decode_cursor, encode_cursor
+from activation.admin.errors import ApiError
 from activation.db import Database
 
 _EVENT_COLUMNS = (
@@ -20,6 +21,7 @@ _EVENT_COLUMNS = (
     "click_id, "
     "referrer_domain, referrer_medium, ip"
 )
+_CURSOR_TIME = "%Y-%m-%d %H:%M:%S.%f"
 _REJECTED_COLUMNS = "received_at, reason, detail, batch_index, message_id, payload"
 
 
@@ -98,16 +100,33 @@ def _enrichment(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _position(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (received_at, tiebreak) a cursor holds; a forged one is a 400, never a failing query."""
+    key = decode_cursor(cursor, 2)
+    if key is None:
+        return None
+    moment, tiebreak = key
+    try:
+        if not isinstance(moment, str) or not isinstance(tiebreak, str):
+            raise ValueError(key)
+        position = datetime.strptime(moment, _CURSOR_TIME).replace(tzinfo=UTC)
+        if not 1900 <= position.year <= 2299:  # DateTime64's range
+            raise ValueError(moment)
+        return position, tiebreak
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "cursor is not valid", {"cursor": "malformed"}) from None
+
+
 async def _newest_first(
     db: Database, table: str, columns: str, tiebreak: str, source_id: str, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of a source's rows, newest first, keyed by (received_at, `tiebreak`)."""
-    key = decode_cursor(cursor, 2)
+    key = _position(cursor)
     where = "source_id = {s:String}"
     params: dict[str, Any] = {"s": source_id, "n": limit}
     if key is not None:
-        where += f" AND (received_at, {tiebreak}) < (toDateTime64({{t:String}}, 3, 'UTC'), {{k:String}})"
-        params.update(t=str(key[0]), k=str(key[1]))
+        where += f" AND (received_at, {tiebreak}) < ({{t:DateTime64(3, 'UTC')}}, {{k:String}})"
+        params.update(t=key[0], k=key[1])
     rows = await db.dicts(
         f"SELECT {columns}, {tiebreak} AS _key FROM {table} WHERE {where} "
         f"ORDER BY received_at DESC, {tiebreak} DESC LIMIT {{n:UInt32}}",
@@ -116,7 +135,7 @@ async def _newest_first(
     if len(rows) < limit:
         return rows, None
     last = rows[-1]
-    return rows, encode_cursor([last["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], last["_key"]])
+    return rows, encode_cursor([last["received_at"].strftime(_CURSOR_TIME)[:-3], last["_key"]])
 
 
 async def list_events(db: Database, source_id: str, cursor: str | None, limit: int) -> dict[str, Any]:

@@ -201,9 +201,13 @@ class _Reader:
         try:
             if not isinstance(raw, str) or len(raw) > 40:
                 raise ValueError(raw)
-            return parse_time(raw)
-        except ValueError:
+            moment = parse_time(raw).astimezone(UTC)
+        except (ValueError, OverflowError):
             raise self.fail(path, "must be an ISO 8601 date or date-time") from None
+        if not limits.MIN_DATE <= moment <= limits.MAX_DATE:
+            low, high = limits.MIN_DATE.date(), limits.MAX_DATE.date()
+            raise self.fail(path, f"must be from {low} to {high} (what ClickHouse can store)")
+        return moment
 
     def count(self, raw: Any, path: str) -> Count:
         if raw is None:

@@ -16,6 +16,7 @@ _TOKEN = re.compile(
       | (?P<quote>['"])""",
     re.VERBOSE,
 )
+MAX_NUMBER_CHARS = 40
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
 
 
@@ -44,14 +45,21 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(token)
             continue
         if kind == "number":
-            number = match.group()
-            value: int | float = float(number) if any(c in number for c in ".eE") else int(number)
-            tokens.append(Token(kind, number, pos, value))
+            tokens.append(_number(match.group(), pos))
         elif kind != "space":
             tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+def _number(number: str, offset: int) -> Token:
+    """A number token; longer numbers than any definition needs are refused before conversion
+    (Python will not even convert an integer of more than 4,300 digits)."""
+    if len(number) > MAX_NUMBER_CHARS:
+        raise syntax_error(offset, f"a number of more than {MAX_NUMBER_CHARS} characters")
+    value: int | float = float(number) if any(c in number for c in ".eE") else int(number)
+    return Token("number", number, offset, value)
 
 
 def _string(text: str, start: int) -> tuple[Token, int]:

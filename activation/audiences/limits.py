@@ -8,6 +8,7 @@ memory limits.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
@@ -22,6 +23,9 @@ MAX_WITHIN_DAYS: Final = 36500
 MAX_COUNT: Final = 1_000_000_000
 MAX_ABS_NUMBER: Final = 2**53
 MAX_QUERY_CHARS: Final = 20_000
+# The range of ClickHouse's DateTime64: dates outside it would be accepted, then fail every run.
+MIN_DATE: Final = datetime(1900, 1, 1, tzinfo=UTC)
+MAX_DATE: Final = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 QUERY_TIME_LIMIT_S: Final = 60
 QUERY_MEMORY_LIMIT_BYTES: Final = 4 * 1024**3

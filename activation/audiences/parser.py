@@ -108,6 +108,8 @@ class _Parser:
 
     def unary(self, depth: int) -> Any:
         start = self.token.offset
+        if depth > limits.MAX_DEPTH:
+            raise syntax_error(start, f"nested deeper than {limits.MAX_DEPTH} levels")
         if self.is_word("not"):
             self.take()
             node = {"not": self.unary(depth + 1)}

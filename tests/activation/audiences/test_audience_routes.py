@@ -183,3 +183,26 @@ async def test_routes_require_their_scope(api: Any) -> None:
     assert (await client.get("/admin/v1/audiences")).status_code == 401
     assert (await client.post("/admin/v1/audiences", json={}, headers=READ)).status_code == 403
     assert (await client.get("/admin/v1/audiences", headers=READ)).status_code == 200
+
+
+HOSTILE_DEFINITIONS = [
+    ({"query": "trait('a') = " + "9" * 5000}, "query"),
+    ({"query": "computed('event_count') > 1" + "0" * 4400}, "query"),
+    ({"query": "not " * 4000 + "trait('a').exists()"}, "query"),
+    ({"query": "event('x').between('0999-01-01', '2026-01-01')"}, "query"),
+    ({"query": "computed('first_seen') > '0500-06-01'"}, "query"),
+    ({"definition": {"event": "x", "between": ["0999-01-01", "2026-01-01"]}}, "$.between[0]"),
+    ({"definition": {"event": "x", "between": ["2026-01-01", "2300-01-02"]}}, "$.between[1]"),
+    ({"definition": {"computed": "last_seen", "op": "<", "value": "0001-01-01T00:00:00"}}, "$.value"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), HOSTILE_DEFINITIONS)
+async def test_hostile_definitions_are_a_400_at_create(api: Any, ns: str, body: dict[str, Any], field: str) -> None:
+    client, _ = api
+    for path in ("/admin/v1/audiences", "/admin/v1/audiences/preview"):
+        extra = {"name": "x", "key": f"{ns}-hostile"} if path == "/admin/v1/audiences" else {}
+        response = await client.post(path, json={**extra, **body}, headers=ADMIN)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_definition" and field in error["fields"]
