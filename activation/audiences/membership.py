@@ -49,7 +49,8 @@ _DUE = (
     "SELECT a.id FROM (SELECT id, schedule_every_s FROM audiences FINAL"
     " WHERE deleted = 0 AND enabled = 1 AND schedule_every_s > 0) AS a"
     " LEFT JOIN (SELECT audience_id, max(computed_at) AS last FROM audience_runs GROUP BY audience_id) AS r"
-    f" ON r.audience_id = a.id WHERE r.last + toIntervalSecond(a.schedule_every_s) <= {{now:{_TIME}}}"
+    " ON r.audience_id = a.id"
+    f" WHERE r.last + toIntervalSecond(a.schedule_every_s) <= {{now:{_TIME}}} + toIntervalMillisecond({{slack_ms:UInt32}})"
     " ORDER BY a.id"
 )
 
@@ -118,6 +119,12 @@ def profile_audiences(ch: Client, profile_id: str) -> list[dict[str, Any]]:
     return [{"id": r[0], "key": r[1], "name": r[2], "entered_at": r[3]} for r in rows]
 
 
-def due(ch: Client, now: datetime) -> list[str]:
-    """Ids of enabled audiences whose schedule says they should be computed at `now`."""
-    return [row[0] for row in select(ch, _DUE, {"now": sql_time(now)})]
+def due(ch: Client, now: datetime, tick_s: float = 0) -> list[str]:
+    """Ids of enabled audiences whose schedule says they should be computed at `now`.
+
+    `tick_s` is how often the caller looks. A run starts a little after the tick that enqueued it,
+    so the next look comes slightly less than `every_s` after it; an audience is due when its next
+    run falls before the look after this one would be half a tick late, so `every_s: 60` runs at
+    every 60-s tick, not every other one."""
+    params = {"now": sql_time(now), "slack_ms": int(tick_s * 500)}
+    return [row[0] for row in select(ch, _DUE, params)]

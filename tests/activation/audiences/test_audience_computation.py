@@ -9,6 +9,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.audiences import membership, store
 from activation.audiences.computation import compute, compute_audience
+from activation.audiences.schedule import TICK_S, enqueue_due_audiences
 from tests.activation.audiences.audience_rows import (
     add_profile,
     event_row,
@@ -179,3 +180,25 @@ async def test_the_job_runs_in_a_thread_with_the_context_client(ch: Client, ns: 
     }
     assert audience.id not in membership.due(ch, moment + timedelta(seconds=59))
     assert audience.id in membership.due(ch, moment + timedelta(seconds=60))
+    assert audience.id not in membership.due(ch, moment + timedelta(seconds=29), tick_s=60)
+    assert audience.id in membership.due(ch, moment + timedelta(seconds=31), tick_s=60)
+
+
+async def test_every_60_s_runs_at_every_scheduler_tick(ch: Client, ns: str) -> None:
+    """Runs start a little after the tick that enqueued them; the next tick must still find them due."""
+    person(ch, ns, "a")
+    audience = save_audience(ch, f"{ns}-cadence", f"trait('ns') = '{ns}'", schedule_every_s=60)
+    start = datetime(2031, 1, 1, tzinfo=UTC)
+    runs = []
+    for tick in range(5):
+        at = start + timedelta(seconds=TICK_S * tick, milliseconds=30)
+        queued: list[str] = []
+
+        async def enqueue(job: str, audience_id: str, job_id: str) -> None:
+            queued.append(audience_id)
+
+        await enqueue_due_audiences({"ch": ch, "enqueue": enqueue, "clock": lambda at=at: at})
+        if audience.id in queued:
+            late = at + timedelta(milliseconds=700)  # the worker picks the job up a moment later
+            runs.append((await compute_audience({"ch": ch, "clock": lambda late=late: late}, audience.id))["key"])
+    assert len(runs) == 5
