@@ -1,5 +1,11 @@
 """Profile recomputation in ClickHouse: merged traits, built-in and user-defined computed traits.
 
+Bots: a profile is a bot when more than half of its events that carry a user agent of their own
+(`context.userAgent`, which browsers, the tag and mobile SDKs send) are flagged as bots. Events
+without one — server-side calls, whose only user agent is the HTTP client's (`curl`, an SDK) —
+never count either way, so one backend event cannot turn a browser customer into a bot, and a
+profile seen only from servers is not a bot. Individual bot events are still left out of audiences.
+
 Each recompute writes fresh rows at version `v + 1` for the profiles in scope, then tombstones
 (at version `v`) whatever those profiles held before and no longer have — readers never see a
 profile without its traits in between. Scope None means every profile (full restitch).
@@ -13,7 +19,9 @@ from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
 
-_EVENT_COLS = "type, event, timestamp, message_id, source_id, traits, context, properties, is_bot"
+_EVENT_COLS = (
+    "type, event, timestamp, message_id, source_id, traits, context, properties, is_bot, user_agent"
+)
 _MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}')"
 _SCOPED_EVENTS = f"""
 SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id, {_EVENT_COLS}
@@ -33,9 +41,9 @@ _PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
                       is_bot, version, deleted)
 SELECT profile_id, min(timestamp), max(timestamp), count(), countIf(gap_ms > 1800000), sum(revenue),
-       max(is_bot), {v:UInt64} + 1, 0
+       countIf(is_bot = 1 AND user_agent != '') * 2 > countIf(user_agent != ''), {v:UInt64} + 1, 0
 FROM (
-    SELECT profile_id, timestamp, is_bot,
+    SELECT profile_id, timestamp, is_bot, user_agent,
         if(type = 'track', if(JSONHas(properties, 'revenue'), JSONExtractFloat(properties, 'revenue'),
                               JSONExtractFloat(properties, 'total')), 0) AS revenue,
         toUnixTimestamp64Milli(timestamp) - lagInFrame(toUnixTimestamp64Milli(timestamp), 1, toInt64(0))

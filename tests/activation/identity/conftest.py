@@ -64,7 +64,7 @@ class World:
 
     def event(self, type_: str, t: float = 0, **kw: Any) -> dict[str, Any]:
         """One events row; kw: user, anon, prev, device, ad, group, traits, ctx_traits, external, event,
-        properties, mid, source, is_bot."""
+        properties, mid, source, is_bot, ua (context.userAgent)."""
         row: dict[str, Any] = {
             "type": type_,
             "source_id": kw.get("source", "src-test"),
@@ -73,6 +73,7 @@ class World:
             "received_at": BASE + timedelta(seconds=t),
             "event": kw.get("event", ""),
             "is_bot": kw.get("is_bot", 0),
+            "user_agent": kw.get("ua", ""),
         }
         for short, column in _ID_FIELDS.items():
             row[column] = self.id(kw[short]) if short in kw else ""

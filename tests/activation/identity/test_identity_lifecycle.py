@@ -205,3 +205,34 @@ def test_auto_apply_above_threshold(world: World) -> None:
     assert summary["auto_applied"] == 1
     assert world.profile_of("record", records[0].record_id) == profile
     assert [p["status"] for p in list_proposals(world.ch, "", "", 100)] == ["auto"]
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def _is_bot(world: World, user: str) -> bool:
+    doc = reads.profile_document(world.ch, world.profile_of("user_id", world.id(user)))
+    return bool(doc["computed_traits"]["is_bot"])
+
+
+def test_one_backend_event_never_makes_a_browser_customer_a_bot(world: World) -> None:
+    world.insert(
+        *[world.event("page", i, user="shopper", anon="a-shop", ua=BROWSER) for i in range(3)],
+        # a server-side call flagged from its HTTP client (curl, an SDK): no context.userAgent
+        world.event("track", 10, user="shopper", event="Order Completed", is_bot=1),
+        *[world.event("page", i, user="crawler", ua=CRAWLER, is_bot=1) for i in range(3)],
+        world.event("page", 4, user="crawler", ua=BROWSER),
+        world.event("track", 5, user="server-only", event="Synced", is_bot=1),
+        world.event("page", 6, user="half", ua=CRAWLER, is_bot=1),
+        world.event("page", 7, user="half", ua=BROWSER),
+    )
+    stitch_incremental(world.ch, now())
+    assert not _is_bot(world, "shopper")
+    assert _is_bot(world, "crawler")  # most of its browser events are a crawler's
+    assert not _is_bot(world, "server-only")  # no event with a user agent of its own
+    assert not _is_bot(world, "half")  # a bot only by a majority
+    # more backend events later do not change the rule's answer either
+    world.insert(*[world.event("track", 20 + i, user="shopper", event="Refund", is_bot=1) for i in range(5)])
+    stitch_incremental(world.ch, now())
+    assert not _is_bot(world, "shopper")
