@@ -24,36 +24,61 @@ METADATA_HOSTNAMES: frozenset[str] = frozenset(
     {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
 )
 
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 forms that stand for an IPv4 address, with where the IPv4 bits sit (low 32 bits unless noted).
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")  # RFC 4291
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291, deprecated; :: and ::1 are not IPv4
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: operator-chosen prefix inside it
+_NAT64_LOCAL_MIDDLE = ((1 << 48) - 1) << 32  # bits between the /48 and the /96 layout's IPv4
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"^{_OCTET}(\.{_OCTET}){{3}}$")
 
 
-def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address carried inside an IPv6 transition address (6to4, Teredo, NAT64), if any."""
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...] | None:
+    """The IPv4 addresses an IPv6 address stands for, or None when it embeds none.
+
+    Mapped, translated and IPv4-compatible addresses, NAT64 (well-known and local-use), 6to4 and Teredo
+    (server and client). A local-use NAT64 address is decoded in the /96 layout; in any other layout
+    the position of the IPv4 bits is unknown and the result is `()`, which callers must refuse.
+    """
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _IPV4_MAPPED or ip in _IPV4_TRANSLATED or ip in _NAT64_WELL_KNOWN:
+        return (low,)
+    if ip in _IPV4_COMPATIBLE:
+        return (low,) if int(ip) > 1 else None
+    if ip in _NAT64_LOCAL:
+        return (low,) if not int(ip) & _NAT64_LOCAL_MIDDLE else ()
     if ip.sixtofour is not None:
-        return ip.sixtofour
+        return (ip.sixtofour,)
     if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return ip.teredo
     return None
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
-    """Why `ip` must not be contacted, or None when it is a public unicast address."""
+    """Why `ip` must not be contacted, or None when it is a public unicast address.
+
+    An IPv6 address that embeds IPv4 addresses is judged by what it embeds: `[::ffff:127.0.0.1]` is
+    loopback, `[64:ff9b:1::a9fe:a9fe]` is cloud metadata, `[::ffff:8.8.8.8]` is public.
+    """
     if ip in METADATA_ADDRESSES:
         return "cloud_metadata"
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return "ipv6_mapped_ipv4"
         if ip.scope_id:
             return "ipv6_scoped"
         inner = embedded_ipv4(ip)
-        if inner is not None and forbidden_reason(inner) is not None:
-            return "ipv6_embedded_private_ipv4"
+        if inner is not None:
+            return _embedded_reason(inner)
     return _class_reason(ip)
+
+
+def _embedded_reason(inner: tuple[ipaddress.IPv4Address, ...]) -> str | None:
+    if not inner:
+        return "nat64_undecodable"
+    reasons = [reason for reason in map(forbidden_reason, inner) if reason is not None]
+    return "cloud_metadata" if "cloud_metadata" in reasons else next(iter(reasons), None)
 
 
 def _class_reason(ip: IPAddress) -> str | None:

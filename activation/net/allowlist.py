@@ -1,8 +1,11 @@
 """The operator allow-list for private destinations (`MAGPIE_ALLOW_PRIVATE_DESTINATIONS`).
 
-Entries are comma-separated: a host name, an IP literal or a CIDR, the first two optionally with `:port`
-(IPv6 with a port in brackets: `[::1]:8080`). Example: `127.0.0.1,crm.internal:8443,10.20.0.0/16`.
-Cloud metadata addresses are never permitted, whatever the list says.
+Entries are comma-separated: a host name, an IP literal or a CIDR. A name or an address may name a
+port (`crm.internal:8443`, `10.0.0.5:9000`, IPv6 in brackets: `[::1]:8080`) and is then permitted on
+that port only; without one, on every port. A CIDR takes no port and opens every port of its range.
+Example: `127.0.0.1,crm.internal:8443,10.20.0.0/16`. An IPv6 address that embeds an IPv4 address
+(`[::ffff:10.0.0.5]`, NAT64, 6to4, Teredo) is permitted when what it embeds is. Cloud metadata
+addresses are never permitted, whatever the list says.
 """
 
 from __future__ import annotations
@@ -10,7 +13,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from activation.net.addresses import METADATA_ADDRESSES, IPAddress, is_metadata_hostname, parse_ip
+from activation.net.addresses import (
+    METADATA_ADDRESSES,
+    IPAddress,
+    embedded_ipv4,
+    is_metadata_hostname,
+    parse_ip,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -37,6 +46,13 @@ class AllowList:
         return not is_metadata_hostname(name) and any(e.matches(name, port) for e in self.names)
 
     def permits_address(self, ip: IPAddress, port: int) -> bool:
+        """Listed itself, or (IPv6 embedding IPv4) every IPv4 address it embeds is listed."""
+        if self._lists(ip, port):
+            return True
+        inner = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+        return bool(inner) and all(self._lists(v4, port) for v4 in inner or ())
+
+    def _lists(self, ip: IPAddress, port: int) -> bool:
         if ip in METADATA_ADDRESSES:
             return False
         if any(ip == addr and (p is None or p == port) for addr, p in self.addresses):
@@ -76,13 +92,17 @@ def _parse_network(entry: str) -> IPNetwork:
     try:
         return ipaddress.ip_network(entry, strict=False)
     except ValueError:
-        raise AllowListError(f"invalid CIDR in allow-list: {entry!r}") from None
+        ported = ":" in entry.rsplit("/", 1)[-1]
+        hint = " (a CIDR takes no port: it opens every port)" if ported else ""
+        raise AllowListError(f"invalid CIDR in allow-list: {entry!r}{hint}") from None
 
 
 def _split_port(entry: str) -> tuple[str, int | None]:
     if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        return host, _parse_port(entry, rest[1:]) if rest.startswith(":") else None
+        host, closed, rest = entry[1:].partition("]")
+        if not closed or parse_ip(host) is None or (rest and not rest.startswith(":")):
+            raise AllowListError(f"invalid bracketed IPv6 entry in allow-list: {entry!r}")
+        return host, _parse_port(entry, rest[1:]) if rest else None
     if entry.count(":") == 1:
         host, _, port = entry.partition(":")
         return host, _parse_port(entry, port)

@@ -35,10 +35,34 @@ REFUSED_LITERALS = [
     ("http://[fc00::1]/", "unique_local"),
     ("http://[fd12:3456::1]/", "unique_local"),
     ("http://[fd00:ec2::254]/", "cloud_metadata"),
-    ("http://[::ffff:127.0.0.1]/", "ipv6_mapped_ipv4"),
-    ("http://[::ffff:8.8.8.8]/", "ipv6_mapped_ipv4"),
-    ("http://[2002:7f00:1::1]/", "ipv6_embedded_private_ipv4"),
-    ("http://[64:ff9b::a00:1]/", "ipv6_embedded_private_ipv4"),
+    ("http://[::ffff:127.0.0.1]/", "loopback"),
+    ("http://[2002:7f00:1::1]/", "loopback"),
+    ("http://[64:ff9b::a00:1]/", "private"),
+]
+
+# IPv6 forms that embed an IPv4 address are judged by what they embed.
+EMBEDDED_LITERALS = [
+    ("http://[::127.0.0.1]/", "loopback"),  # IPv4-compatible
+    ("http://[::ffff:0:7f00:1]/", "loopback"),  # IPv4-translated
+    ("http://[::ffff:10.0.0.1]/", "private"),  # IPv4-mapped
+    ("http://[::ffff:169.254.169.254]/", "cloud_metadata"),
+    ("http://[64:ff9b:1::a9fe:a9fe]/", "cloud_metadata"),  # local-use NAT64
+    ("http://[64:ff9b:1:0:0:0:169.254.169.254]/", "cloud_metadata"),
+    ("http://[64:ff9b::a9fe:a9fe]/", "cloud_metadata"),  # well-known NAT64
+    ("http://[2002:a9fe:a9fe::1]/", "cloud_metadata"),  # 6to4
+    ("http://[2002:c0a8:101::1]/", "private"),
+    ("http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/", "private"),  # Teredo, client 10.0.0.1
+    ("http://[2001:0:a9fe:a9fe:8000:63bf:3fff:fdd2]/", "cloud_metadata"),  # Teredo, server = metadata
+    ("http://[64:ff9b:1:ab::a9fe:a9fe]/", "nat64_undecodable"),  # local-use prefix, not the /96 layout
+    ("http://[::ffff:0:a9fe:a9fe]/", "cloud_metadata"),
+]
+
+PUBLIC_EMBEDDED = [
+    "http://[::ffff:8.8.8.8]/",
+    "http://[::8.8.8.8]/",
+    "http://[64:ff9b::808:808]/",
+    "http://[64:ff9b:1::808:808]/",
+    "http://[2002:808:808::1]/",
 ]
 
 
@@ -47,6 +71,56 @@ async def test_literal_addresses_are_refused(url: str, reason: str) -> None:
     with pytest.raises(UnsafeDestination) as info:
         await check_url(url, EMPTY, resolve=PUBLIC)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(("url", "reason"), EMBEDDED_LITERALS)
+async def test_ipv6_forms_are_judged_by_the_ipv4_they_embed(url: str, reason: str) -> None:
+    with pytest.raises(UnsafeDestination) as info:
+        await check_url(url, EMPTY, resolve=PUBLIC)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("url", PUBLIC_EMBEDDED)
+async def test_ipv6_forms_embedding_a_public_ipv4_are_accepted(url: str) -> None:
+    await check_url(url, EMPTY, resolve=PUBLIC)
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [("::ffff:127.0.0.1", "loopback"), ("64:ff9b:1::a9fe:a9fe", "cloud_metadata"), ("::a00:1", "private")],
+)
+async def test_dns_answers_embedding_private_ipv4_are_refused(answer: str, reason: str) -> None:
+    with pytest.raises(UnsafeDestination) as info:
+        await check_url("https://aaaa.example/", EMPTY, resolve=resolver({"aaaa.example": [answer]}))
+    assert info.value.reason == reason
+
+
+async def test_allow_list_applies_to_what_an_ipv6_form_embeds() -> None:
+    allow = parse_allow_list("127.0.0.1:8080,10.0.0.0/8,64:ff9b:1::/48,169.254.0.0/16")
+    await check_url("http://[::ffff:127.0.0.1]:8080/", allow)
+    await check_url("http://[64:ff9b::a00:5]:1234/", allow)
+    with pytest.raises(UnsafeDestination):
+        await check_url("http://[::ffff:127.0.0.1]:8081/", allow)
+    for metadata in ("http://[64:ff9b:1::a9fe:a9fe]/", "http://[::ffff:169.254.169.254]/"):
+        with pytest.raises(UnsafeDestination) as info:
+            await check_url(metadata, allow)
+        assert info.value.reason == "cloud_metadata"
+
+
+async def test_allow_list_ports_name_one_port_and_a_cidr_opens_every_port() -> None:
+    allow = parse_allow_list("10.0.0.5:9000,[fd00::5]:8443,crm.internal:8443,10.30.0.0/16")
+    await check_url("http://10.0.0.5:9000/", allow)
+    await check_url("https://[fd00::5]:8443/", allow)
+    for port in (80, 443, 8123, 65535):
+        await check_url(f"http://10.30.1.2:{port}/", allow)
+    for refused in (
+        "http://10.0.0.5:9001/",
+        "http://10.0.0.5/",
+        "https://[fd00::5]/",
+        "http://[fd00::5]:9000/",
+    ):
+        with pytest.raises(UnsafeDestination):
+            await check_url(refused, allow)
 
 
 @pytest.mark.parametrize(
@@ -126,10 +200,17 @@ async def test_allow_list_never_permits_metadata() -> None:
             await check_url(url, allow, resolve=resolver({}))
 
 
-@pytest.mark.parametrize("text", ["10.0.0.0/33", "host:99999", "host:abc", "[::1]:0"])
+@pytest.mark.parametrize(
+    "text", ["10.0.0.0/33", "host:99999", "host:abc", "[::1]:0", "[::1", "[::1]8080", "[name]:80"]
+)
 def test_bad_allow_list_entries_are_reported(text: str) -> None:
     with pytest.raises(AllowListError):
         parse_allow_list(text)
+
+
+def test_a_cidr_with_a_port_is_refused_with_the_reason() -> None:
+    with pytest.raises(AllowListError, match="opens every port"):
+        parse_allow_list("10.0.0.0/8:443")
 
 
 # --- send time ------------------------------------------------------------------------------------
