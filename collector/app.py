@@ -25,12 +25,16 @@ from collector.sources import SourceCache
 from collector.spool import Spool
 from collector.store import EventStore
 from collector.web import STATIC, Asset, pixel, serve_asset, settings_document
-from collector.writer import Writer
+from collector.writer import Writer, WriterSupervisor
 
 log = logging.getLogger("magpie.collector")
 WARM_UP_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 )
+
+
+class WriterDown(Exception):
+    """Events are acknowledged into the spool but nothing moves them into ClickHouse."""
 
 
 class Collector:
@@ -43,7 +47,8 @@ class Collector:
         self.sources = SourceCache(store)
         self.ingestor = Ingestor(self.spool, build_steps(self.geo), metrics)
         self.tracking = TrackingApp(settings, self.sources, self.ingestor, RateLimiter(), metrics)
-        self.writer = Writer(self.spool, store, redis, metrics, settings.flush_interval_ms / 1000)
+        make_writer = partial(Writer, self.spool, store, redis, metrics, settings.flush_interval_ms / 1000)
+        self.writer = WriterSupervisor(make_writer, metrics)
         self.tag = Asset.load(STATIC / "tag.js")
         self._tasks: list[asyncio.Task[None]] = []
         metrics.gauge("magpie_spool_depth_bytes", lambda: float(self.spool.depth_bytes))
@@ -60,8 +65,9 @@ class Collector:
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Flush: let the writer drain what is committed, then stop the background tasks."""
         self.writer.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._tasks[0]), timeout_s)
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._tasks[0]), timeout_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -70,7 +76,13 @@ class Collector:
 
     @property
     def ready(self) -> bool:
-        return self.writer.healthy
+        """The writer is running (a writer waiting to restart after an error is not)."""
+        return not self.writer.down and bool(self._tasks) and not self._tasks[0].done()
+
+    async def check_ready(self) -> None:
+        """A readiness check for /readyz (magpie/health.py): raises while the writer is down."""
+        if not self.ready:
+            raise WriterDown("the spool writer is not running")
 
     def routes(self) -> list[BaseRoute]:
         tracking = self.tracking

@@ -21,7 +21,8 @@ _PREFIX = b"magpie:dd:"
 
 def claim_key(source_id: str, message_id: str) -> bytes:
     """A compact key: a 16-byte digest keeps memory per claim small at high volume."""
-    return _PREFIX + hashlib.blake2b(f"{source_id}\0{message_id}".encode(), digest_size=16).digest()
+    key = f"{source_id}\0{message_id}".encode("utf-8", "surrogatepass")  # any str: see records.py
+    return _PREFIX + hashlib.blake2b(key, digest_size=16).digest()
 
 
 # One round trip per chunk: for each key, SET NX EX; when taken, the claim still counts as ours if

@@ -8,6 +8,10 @@ them into ClickHouse; consumed segments are deleted.
 
 A torn tail left by a crash (a frame whose bytes or CRC are incomplete) was never acknowledged,
 since acknowledgement waits for fsync; recovery truncates it.
+
+Each spool directory has a random id, created once and fsync'd (`spool-id`). The writer's
+ClickHouse deduplication tokens include it, so two collectors whose spools sit at the same path
+(every container image), or a spool wiped and recreated, never produce each other's tokens.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 _HEADER = struct.Struct("<II")  # payload length, crc32
 SEGMENT_MAX_BYTES = 64 << 20
+ID_FILE = "spool-id"
 _READ_SLACK = 1 << 20  # room for the frame that crosses the byte budget
 
 
@@ -64,6 +69,36 @@ def _scan(data: bytes, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
         offset = end
 
 
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def spool_id(directory: Path) -> str:
+    """The directory's id: read it, or create it once (write, fsync, rename, fsync the directory)."""
+    path = directory / ID_FILE
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if len(existing) == 32 and all(c in "0123456789abcdef" for c in existing):
+        return existing
+    new = os.urandom(16).hex()
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, new.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    _fsync_dir(directory)
+    return new
+
+
 class Spool:
     """Append, fsync in groups, read back. One process owns a spool directory (flock)."""
 
@@ -76,6 +111,7 @@ class Spool:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RuntimeError(f"spool {self.dir} is in use by another Magpie process") from None
+        self.id = spool_id(self.dir)
         self.segments = sorted(int(p.name[4:16]) for p in self.dir.glob("seg-*.log")) or [1]
         self._fd = self._open_tail()
         self.committed = Position(self.segments[-1], os.lseek(self._fd, 0, os.SEEK_END))
@@ -168,11 +204,7 @@ class Spool:
         number = self.segments[-1] + 1
         self.segments.append(number)
         self._fd = os.open(self.dir / _segment_name(number), os.O_CREAT | os.O_WRONLY, 0o600)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.dir)
         self.committed = Position(number, 0)
 
     def read(self, start: Position, max_records: int, max_bytes: int) -> list[Record]:

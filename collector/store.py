@@ -3,29 +3,55 @@
 Everything that can go wrong with ClickHouse surfaces here as `StoreUnavailable`, so the
 writer can keep events in the spool and retry. `fault_file` is the test hook for outages: while
 that file exists, the store behaves as if ClickHouse were down.
+
+A clickhouse-connect client is not safe for concurrent use from several threads (the HTTP client
+refuses two queries at once in its session; a chdb handle must not interleave calls), and every
+call here runs in a worker thread. So each client is used under its own lock, and reads (source
+lookups on the request path) get their own client when one is given, so they never queue behind
+a large insert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 _INSERT_SETTINGS = {"date_time_input_format": "best_effort", "input_format_skip_unknown_fields": 1}
 
+T = TypeVar("T")
+
 
 class StoreUnavailable(Exception):
     """ClickHouse could not be reached or did not accept the write; retry later."""
 
 
+class _Guarded:
+    """One client, used by one thread at a time."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+
+    async def run(self, work: Callable[[Client], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return work(self.client)
+
+        return await asyncio.to_thread(locked)
+
+
 class EventStore:
-    def __init__(self, client: Client, fault_file: str = "") -> None:
+    def __init__(self, client: Client, fault_file: str = "", reader: Client | None = None) -> None:
         self.client = client
         self.fault_file = fault_file
+        self._writes = _Guarded(client)
+        self._reads = _Guarded(reader) if reader is not None else self._writes
 
     def _check_fault(self) -> None:
         if self.fault_file and os.path.exists(self.fault_file):
@@ -39,14 +65,14 @@ class EventStore:
         settings = {**_INSERT_SETTINGS, "insert_deduplication_token": token}
         body = b"\n".join(rows)
         try:
-            await asyncio.to_thread(self.client.raw_insert, table, None, body, settings, "JSONEachRow")
+            await self._writes.run(lambda c: c.raw_insert(table, None, body, settings, "JSONEachRow"))
         except (ClickHouseError, OSError) as exc:
             raise StoreUnavailable(f"insert into {table} failed: {exc}") from exc
 
     async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         self._check_fault()
         try:
-            result = await asyncio.to_thread(self.client.query, sql, parameters=parameters)
+            result = await self._reads.run(lambda c: c.query(sql, parameters=parameters))
         except (ClickHouseError, OSError) as exc:
             raise StoreUnavailable(f"query failed: {exc}") from exc
         return [tuple(row) for row in result.result_rows]

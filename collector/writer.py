@@ -1,18 +1,23 @@
 """Moves durable spool records into ClickHouse, exactly once.
 
-Loop: read a chunk of committed records → record the intent (range + token) → claim the
-messageIds in Redis (dropping duplicates) → insert events and rejected rows with deduplication
-tokens derived from the intent → record the new position → delete consumed segments.
+Loop: read a chunk of committed records → record the intent (range + token) → move records that
+cannot be decoded to the quarantine file → claim the messageIds in Redis (dropping duplicates) →
+insert events and rejected rows with deduplication tokens derived from the intent → record the
+new position → delete consumed segments. A token is derived from the spool's random id and the
+chunk's range, so it is unique to this spool directory's lifetime.
 If ClickHouse or Redis is down the loop backs off and retries the same intent; the spool keeps
-absorbing new events meanwhile (up to its byte limit).
+absorbing new events meanwhile (up to its byte limit). Any other error stops `Writer.run`;
+`WriterSupervisor` logs it, reports not ready, and restarts a fresh writer from the checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -20,7 +25,8 @@ from redis.exceptions import RedisError
 from collector.checkpoint import Checkpoint, Intent, load_checkpoint, save_checkpoint
 from collector.dedupe import claim
 from collector.metrics import Metrics
-from collector.records import EVENT, SpoolRecord, decode
+from collector.quarantine import quarantine
+from collector.records import EVENT, CorruptRecord, SpoolRecord, decode
 from collector.spool import Record, Spool
 from collector.store import EventStore, StoreUnavailable
 
@@ -41,7 +47,6 @@ class Writer:
         self.checkpoint = load_checkpoint(self.path, self.spool.consumed)
         self.spool.mark_consumed(self.checkpoint.position)
         self._stopping = False
-        self.healthy = True
 
     async def run(self) -> None:
         """Drain forever; returns after `stop()` once everything committed is written."""
@@ -49,9 +54,8 @@ class Writer:
         while True:
             try:
                 moved = await self.drain_once()
-                backoff, self.healthy = 0.1, True
+                backoff = 0.1
             except (StoreUnavailable, RedisError, OSError) as exc:
-                self.healthy = False
                 self.metrics.inc("magpie_store_write_failures_total")
                 log.warning("writer: %s; retrying in %.1fs", exc, backoff)
                 if self._stopping and backoff >= RETRY_MAX_S:
@@ -89,7 +93,7 @@ class Writer:
             intent = self._intent(records)
             await self._save(Checkpoint(self.checkpoint.position, intent))
         started = time.perf_counter()
-        await self._write(intent, [decode(r.payload) for r in records])
+        await self._write(intent, await self._decode(records))
         self.metrics.observe_flush(time.perf_counter() - started)
         await self._save(Checkpoint(intent.end))
         self.spool.mark_consumed(intent.end)
@@ -97,13 +101,26 @@ class Writer:
 
     def _intent(self, records: list[Record]) -> Intent:
         start, end = records[0].position, records[-1].end
-        token = hashlib.sha256(f"{self.spool.dir}:{start}:{end}".encode()).hexdigest()[:32]
+        key = f"{self.spool.id}:{start.segment}:{start.offset}:{end.segment}:{end.offset}"
+        token = hashlib.sha256(key.encode()).hexdigest()[:32]
         return Intent(self.checkpoint.position, end, token)
 
     def _records(self, intent: Intent) -> list[Record]:
         # Committed records never change, so the same limits from the same start give the same chunk.
         records = self.spool.read(intent.start, CHUNK_MAX_RECORDS, CHUNK_MAX_BYTES)
         return [r for r in records if r.end <= intent.end]
+
+    async def _decode(self, records: list[Record]) -> list[SpoolRecord]:
+        """Decoded records; one that cannot be decoded is quarantined and skipped, never retried."""
+        items = []
+        for record in records:
+            try:
+                items.append(decode(record.payload))
+            except CorruptRecord as exc:
+                await asyncio.to_thread(quarantine, self.spool.dir, record.position, record.payload)
+                self.metrics.inc("magpie_spool_records_quarantined_total")
+                log.error("writer: quarantined the undecodable spool record at %s: %s", record.position, exc)
+        return items
 
     async def _write(self, intent: Intent, items: list[SpoolRecord]) -> None:
         events = [i for i in items if i.kind == EVENT]
@@ -121,3 +138,53 @@ class Writer:
     async def _save(self, checkpoint: Checkpoint) -> None:
         await asyncio.to_thread(save_checkpoint, self.path, checkpoint)  # fsyncs stay off the event loop
         self.checkpoint = checkpoint
+
+
+RESTART_MIN_S = 0.1
+RESTART_MAX_S = 30.0
+STEADY_RUN_S = 60.0  # a writer that ran this long before failing restarts without waiting long
+
+
+class WriterSupervisor:
+    """Keeps one writer running: if `Writer.run` stops on any error, log it, report not ready, wait
+    (doubling, up to RESTART_MAX_S) and start a fresh writer from the durable checkpoint."""
+
+    def __init__(self, make: Callable[[], Writer], metrics: Metrics) -> None:
+        self._make, self.metrics = make, metrics
+        self.writer: Writer | None = make()  # a spool or checkpoint that cannot be opened fails start-up
+        self.down = False  # True from a writer's failure until its replacement starts
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Returns once a writer has drained after `stop()`; cancel to abandon."""
+        backoff = RESTART_MIN_S
+        while True:
+            started = time.monotonic()
+            try:
+                await self._run_writer()
+                return
+            except Exception:  # any stop but a cancel: the writer must come back
+                self.down, self.writer = True, None
+                if time.monotonic() - started > STEADY_RUN_S:
+                    backoff = RESTART_MIN_S
+                self.metrics.inc("magpie_writer_restarts_total")
+                log.exception("writer stopped on an unexpected error; restarting in %.1fs", backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), backoff)
+            backoff = min(backoff * 2, RESTART_MAX_S)
+
+    async def _run_writer(self) -> None:
+        if self.writer is None:
+            self.writer = self._make()
+        if self._stopping:
+            self.writer.stop()
+        self.down = False
+        await self.writer.run()
+
+    def stop(self) -> None:
+        """Ask the writer to drain what is committed and return (a waiting restart happens now)."""
+        self._stopping = True
+        self._wake.set()
+        if self.writer is not None:
+            self.writer.stop()

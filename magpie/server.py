@@ -149,7 +149,8 @@ class App:
         rt.secret_key = secret_key
         db = Database(connect(self.target))
         if "collector" in self.parts:
-            store = EventStore(connect(self.target), settings.fault_file)
+            # writes and reads on separate clients: a client is not shared by concurrent threads
+            store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
             rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
         ctx = {
             "ch": connect(self.target),
@@ -184,6 +185,8 @@ class App:
             await redis.ping()
 
         checks = {"clickhouse": check_clickhouse, "redis": check_redis}
+        if rt.collector is not None:
+            checks["writer"] = rt.collector.check_ready  # 503 while the spool writer is down
         routes: list[BaseRoute] = [*health_routes(checks, rt.metrics.render, lambda: rt.draining)]
         if rt.collector is not None:
             routes += rt.collector.routes()

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 import redis.asyncio as aioredis
 
 from collector.dedupe import WINDOW_S, claim, claim_key
-from magpie.embedded_redis import EmbeddedRedis
-
-
-@pytest.fixture
-async def redis(tmp_path: Path) -> AsyncIterator[aioredis.Redis]:
-    server = EmbeddedRedis(tmp_path)
-    server.start()
-    client = aioredis.Redis.from_url(server.url)
-    yield client
-    await client.aclose()
-    server.stop()
 
 
 async def test_first_copy_wins_and_replays_keep_their_claim(redis: aioredis.Redis) -> None:
