@@ -212,3 +212,34 @@ def test_sigterm_flushes_the_spool_into_clickhouse(tmp_path: Path) -> None:
         assert len(restarted.wait_for_ids(source["id"], ids, timeout_s=5)) == 500
     finally:
         restarted.stop()
+
+
+CONTROL = "".join(chr(c) for c in [*range(0x20), 0x7F])
+
+
+def test_control_characters_in_a_message_id_are_stored_and_block_nothing(server: ServerProcess) -> None:
+    """A NUL in a messageId used to break the spool record and stop all storage for good."""
+    source = server.create_source("control-characters")
+    tag = uuid.uuid4().hex
+    ids = [f"a\0b-{tag}", f"all{CONTROL}-{tag}", *(f"{c}-{tag}" for c in CONTROL)]
+    for message_id in ids:
+        body = {
+            "event": "e\0",
+            "userId": f"u{CONTROL}",
+            "messageId": message_id,
+            "properties": {"k\0": "\x01"},
+        }
+        response = server.http.post("/v1/track", json=body, headers=_headers(source["write_key"]))
+        assert response.status_code == 200, response.text
+    pixel_id = f"p\0x-{tag}"
+    params = {"writeKey": source["write_key"], "event": "px", "userId": "u", "messageId": pixel_id}
+    assert server.http.get("/pixel/v1/track", params=params).status_code == 200
+    normal = str(uuid.uuid4())
+    body = {"event": "after", "userId": "u", "messageId": normal}
+    assert server.http.post("/v1/track", json=body, headers=_headers(source["write_key"])).status_code == 200
+    wanted = [*ids, pixel_id, normal]
+    stored = server.wait_for_ids(source["id"], wanted, timeout_s=20)
+    assert sorted(e["messageId"] for e in stored) == sorted(wanted)
+    assert {e["userId"] for e in stored if e["messageId"] in ids} == {f"u{CONTROL}"}
+    assert server.metric("magpie_spool_records_quarantined_total") == 0
+    assert server.http.get("/readyz").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,17 @@ def test_one_process_per_spool(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="in use"):
         Spool(tmp_path, 1024)
     first.close()
+
+
+def test_a_spool_keeps_its_random_id_and_a_new_spool_gets_another(tmp_path: Path) -> None:
+    first = Spool(tmp_path / "spool", 1024)
+    spool_id = first.id
+    first.close()
+    reopened = Spool(tmp_path / "spool", 1024)
+    assert reopened.id == spool_id and len(spool_id) == 32
+    assert (tmp_path / "spool" / "spool-id").read_text() == spool_id
+    reopened.close()
+    shutil.rmtree(tmp_path / "spool")  # a wiped volume, or another container with the same path
+    fresh = Spool(tmp_path / "spool", 1024)
+    assert fresh.id != spool_id
+    fresh.close()
