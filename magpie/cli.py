@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from clickhouse.migrations import migrate
+from magpie.http_protocol import uvicorn_config
 from magpie.server import PARTS, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
@@ -17,21 +18,7 @@ COMMANDS = ("serve", "collector", "api", "worker", "migrate")
 
 def _serve(settings: Settings, parts: frozenset[str]) -> None:
     app = App(settings, parts)
-    config = uvicorn.Config(
-        app.asgi,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        interface="asgi3",
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-        timeout_keep_alive=30,
-        proxy_headers=False,
-        server_header=False,
-    )
+    config = uvicorn_config(settings, app.asgi)
     uvicorn.Server(config).run()
 
 

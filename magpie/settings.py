@@ -36,6 +36,10 @@ class Settings:
     allow_private_destinations: str = ""
     fault_file: str = ""
     log_level: str = "info"
+    header_timeout_s: int = 10
+    body_timeout_s: int = 30
+    keepalive_timeout_s: int = 5
+    max_header_bytes: int = 16384
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -105,6 +109,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_private_destinations=env.get("MAGPIE_ALLOW_PRIVATE_DESTINATIONS", ""),
         fault_file=env.get("MAGPIE_FAULT_FILE", ""),
         log_level=env.get("MAGPIE_LOG_LEVEL", "info"),
+        header_timeout_s=_int(env, "MAGPIE_HEADER_TIMEOUT_S", 10, 1, 3600),
+        body_timeout_s=_int(env, "MAGPIE_BODY_TIMEOUT_S", 30, 1, 3600),
+        keepalive_timeout_s=_int(env, "MAGPIE_KEEPALIVE_TIMEOUT_S", 5, 1, 3600),
+        max_header_bytes=_int(env, "MAGPIE_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
     )
     try:
         parse_allow_list(settings.allow_private_destinations)
