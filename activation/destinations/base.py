@@ -1,9 +1,12 @@
 """The destination plug-in point: value types, the error vocabulary and the `Destination` protocol.
 
 The sync engine hands a destination a `SyncBatch` (members who entered and exited one audience) and gets
-back a `SendResult` or one of three errors: `RetryableError` (back off, honour `retry_after_s`),
-`PermanentError` (dead-letter with the reason) or `AuthExpiredError` (refresh the token once, then retry;
-without `SupportsTokenRefresh` it is permanent). Nothing here touches the network.
+back a `SendResult` or one of these errors: `RetryableError` (back off, honour `retry_after_s`),
+`RejectedError` (the platform refused the request's content, which one record can cause: the engine
+splits the batch to find that record), `PermanentError` (the destination itself is unusable: the run
+fails) or `AuthExpiredError` (refresh the token once, then retry; without `SupportsTokenRefresh` it is
+permanent). Sends must be idempotent: the engine re-sends halves of a batch to isolate a record.
+Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ class RetryableError(DestinationError):
 
 
 class PermanentError(DestinationError):
-    pass
+    """Retrying will not help and the whole destination is affected (auth, config, a missing list)."""
+
+
+class RejectedError(PermanentError):
+    """The platform refused this request's content (HTTP 400/422-style validation), possibly because of
+    a single record. The engine re-sends the batch in halves until the refused records are isolated."""
 
 
 class AuthExpiredError(DestinationError):
@@ -113,6 +121,9 @@ class RecordFailure:
 
 @dataclass(frozen=True)
 class SendResult:
+    """`unattributed_invalid`: rows the platform counted as invalid without saying whose (Meta). The
+    engine attributes them by re-sending halves of the batch."""
+
     added: int = 0
     removed: int = 0
     failures: tuple[RecordFailure, ...] = ()

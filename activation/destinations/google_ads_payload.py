@@ -11,6 +11,7 @@ from activation.destinations.base import (
     DestinationError,
     Member,
     PermanentError,
+    RejectedError,
     RetryableError,
 )
 from activation.destinations.http import as_dict, as_list, excerpt, parse_retry_after
@@ -185,6 +186,8 @@ def classify_error(response: HttpResponse) -> DestinationError:
     retry_after = delays[0] if delays else parse_retry_after(response.headers.get("retry-after"))
     if response.status in (429, 408) or response.status >= 500 or any(e.retryable for e in errors):
         return RetryableError(reason, retry_after)
+    if any(e.operation_index is not None for e in errors):
+        return RejectedError(reason)  # located at operations[i]: a record, not the destination
     return PermanentError(reason)
 
 

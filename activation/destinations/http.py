@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 
 import orjson
 
-from activation.destinations.base import AuthExpiredError, PermanentError, RetryableError
+from activation.destinations.base import AuthExpiredError, PermanentError, RejectedError, RetryableError
 from activation.net import HttpClient, HttpResponse, TransportError, UnsafeDestination
 
+CONTENT_REJECTED = frozenset({400, 413, 422})  # the request's content was refused: maybe one record
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
 
@@ -82,4 +83,6 @@ def raise_for_generic(response: HttpResponse, what: str, now_s: float | None = N
         raise RetryableError(f"{what}: HTTP {status}", retry_after)
     if status == 401:
         raise AuthExpiredError(f"{what}: HTTP 401")
+    if status in CONTENT_REJECTED:
+        raise RejectedError(f"{what}: HTTP {status}")
     raise PermanentError(f"{what}: HTTP {status}")

@@ -138,18 +138,18 @@ class _Client:
         return keyed, failures
 
     async def request(
-        self, method: str, path: str, body: object, *, missing_ok: bool = False
+        self, method: str, path: str, body: object, *, missing_ok: bool = False, records: bool = False
     ) -> HttpResponse:
         payload = json_bytes(body) if body is not None else None
         url = self.cfg.base_url + path
         response = await call(self.session, method, url, headers=self.headers, body=payload)
         if response.status >= 300 and not (missing_ok and response.status == 404):
-            raise classify_error(response)
+            raise classify_error(response, records=records)
         return response
 
     async def upsert(self, keyed: Sequence[Keyed]) -> tuple[dict[str, str], list[RecordFailure]]:
         body = upsert_body(keyed, self.cfg.id_property)
-        response = await self.request("POST", "/crm/v3/objects/contacts/batch/upsert", body)
+        response = await self.request("POST", "/crm/v3/objects/contacts/batch/upsert", body, records=True)
         return upsert_outcome(response.json(), keyed)
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from activation.destinations.base import (
     Member,
     PermanentError,
     RecordFailure,
+    RejectedError,
     RetryableError,
 )
 from activation.destinations.http import as_dict, as_list, excerpt, parse_retry_after
@@ -104,7 +105,11 @@ def read_outcome(body: object, id_property: str) -> dict[str, str]:
     return found
 
 
-def classify_error(response: HttpResponse, now: dt.datetime | None = None) -> DestinationError:
+def classify_error(
+    response: HttpResponse, now: dt.datetime | None = None, *, records: bool = False
+) -> DestinationError:
+    """`records`: the call carried contact records (upsert), so a 400 VALIDATION_ERROR may be one
+    record's fault (HubSpot refuses the whole batch for one invalid property value)."""
     body = as_dict(response.json())
     reason = (
         f"hubspot HTTP {response.status} {excerpt(body.get('category') or body.get('errorType'))}: "
@@ -116,6 +121,8 @@ def classify_error(response: HttpResponse, now: dt.datetime | None = None) -> De
         return RetryableError(reason, rate_limit_wait_s(response, now))
     if response.status >= 500:
         return RetryableError(reason, parse_retry_after(response.headers.get("retry-after")))
+    if records and response.status == 400 and body.get("category") == "VALIDATION_ERROR":
+        return RejectedError(reason)
     return PermanentError(reason)
 
 

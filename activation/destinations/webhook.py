@@ -13,12 +13,13 @@ from activation.destinations.base import (
     JSONValue,
     Member,
     PermanentError,
+    RejectedError,
     RetryableError,
     SendResult,
     SyncBatch,
 )
 from activation.destinations.config import ConfigReader, require_valid
-from activation.destinations.http import call, json_bytes, parse_retry_after
+from activation.destinations.http import CONTENT_REJECTED, call, excerpt, json_bytes, parse_retry_after
 from activation.destinations.signing import InvalidSecret, decode_secret, signature_headers
 from activation.net import HttpClient, HttpResponse
 
@@ -80,6 +81,8 @@ def check_response(response: HttpResponse) -> None:
         return
     if status in (408, 425, 429) or status >= 500:
         raise RetryableError(f"webhook HTTP {status}", parse_retry_after(response.headers.get("retry-after")))
+    if status in CONTENT_REJECTED:
+        raise RejectedError(f"webhook HTTP {status}: {excerpt(response.body.decode('utf-8', 'replace'))}")
     raise PermanentError(f"webhook HTTP {status}")
 
 

@@ -109,6 +109,7 @@ async def _run(deps: SyncDeps, record: DestinationRecord, audience_id: str, trig
             limiter=RateLimiter(deps.redis, record.id, deps.settings.batches_per_s),
             batch_size=min(destination.batch_limit(record.config), deps.settings.max_batch_members),
             run=SyncRun(new_run_id(), record.id, audience_id, trigger),
+            split_sends=deps.settings.split_sends_per_run,
         )
         count(deps.metrics, record.type, await job.execute())
         return job.summary()

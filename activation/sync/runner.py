@@ -2,7 +2,12 @@
 
 After every batch the confirmed outcome is written to `sync_state` (the checkpoint), so a run that
 dies half-way is resumed by the next one without resending what the platform already confirmed.
-Per-record failures and failed batches become dead letters; a failed batch stops the run.
+Per-record failures become dead letters and the run goes on. A batch the platform refuses for its
+content (`RejectedError`), or one with rows counted invalid but not attributed, is re-sent in halves
+until the refused records stand alone; those are dead-lettered and the rest is delivered. At most
+`split_sends` extra sends per run go into this; past that a refused part is dead-lettered as
+retryable. A batch that fails for the destination as a whole (auth, config, retries exhausted) stops
+the run as failed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from activation.db import Database
-from activation.destinations import Member, PermanentError, SendResult, SyncBatch
+from activation.destinations import (
+    Member,
+    PermanentError,
+    RecordFailure,
+    RejectedError,
+    SendResult,
+    SyncBatch,
+)
 from activation.sync import runs, state
 from activation.sync.delivery import Delivery, RetriesExhausted
 from activation.sync.limits import RateLimiter
@@ -43,6 +55,7 @@ class SyncJob:
     limiter: RateLimiter
     batch_size: int
     run: SyncRun
+    split_sends: int = 200
 
     async def execute(self) -> SyncRun:
         await runs.save_run(self.db, self.run)
@@ -80,15 +93,36 @@ class SyncJob:
         await self.limiter.acquire()
         try:
             result = await self.delivery.send(batch)
+        except RejectedError as exc:
+            if len(members) > 1 and self._may_split():
+                return await self._split(change, members, batch_id)
+            reason = exc.reason if len(members) == 1 else f"not isolated (split budget spent): {exc.reason}"
+            return await self._fail_batch(change, members, reason, permanent=len(members) == 1)
         except (PermanentError, RetriesExhausted) as exc:
             permanent = isinstance(exc, PermanentError)
             await self._fail_batch(change, members, exc.reason, permanent)
             raise StopRun from None
+        if result.unattributed_invalid and len(members) > 1 and self._may_split():
+            return await self._split(change, members, batch_id)
         await self._checkpoint(change, members, result)
+
+    def _may_split(self) -> bool:
+        return self.split_sends >= 2
+
+    async def _split(self, change: str, members: Sequence[Member], batch_id: str) -> None:
+        """Re-send each half (sends are idempotent); recursion stops at single members."""
+        self.split_sends -= 2
+        middle = len(members) // 2
+        await self._deliver(change, members[:middle], f"{batch_id}.0")
+        await self._deliver(change, members[middle:], f"{batch_id}.1")
 
     async def _checkpoint(self, change: str, members: Sequence[Member], result: SendResult) -> None:
         ids = {m.profile_id for m in members}
         failures = {f.profile_id: f for f in result.failures if f.profile_id in ids}
+        if result.unattributed_invalid and len(members) == 1 and not failures:
+            reason = f"the platform counted {result.unattributed_invalid} of this member's rows invalid"
+            failures = {members[0].profile_id: RecordFailure(members[0].profile_id, reason, permanent=True)}
+            result = replace(result, unattributed_invalid=0)
         changes = [(pid, CONFIRMED[change]) for pid in sorted(ids - set(failures))]
         changes += [(pid, DEAD[change]) for pid, f in failures.items() if f.permanent]
         await state.record(self.db, self.pair, self.run.id, changes)

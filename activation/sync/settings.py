@@ -14,4 +14,6 @@ class SyncSettings:
     lock_wait_s: float = 30.0
     batches_per_s: int = 10
     max_batch_members: int = 10_000
+    # extra sends a run may spend re-sending halves of refused batches to isolate the refused records
+    split_sends_per_run: int = 200
     retry: RetryPolicy = field(default_factory=RetryPolicy)

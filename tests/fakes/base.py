@@ -4,6 +4,10 @@ Usage: `async with FakeHubSpot() as fake: ... fake.base_url ...`. Faults are que
 `fake.inject(kind, times=1, path="...")`; each matching request consumes one. Kinds every fake knows:
 `throttle`, `error500`, `hang` (until the server stops) and `auth_expired` (token fakes revoke every
 access token at once, so only a refreshed token works; key-based fakes answer 401 `times` times).
+`fake.refuse(value)` makes the platform refuse one record (an identifier value as the platform sees
+it: a hash for Google and Meta, an email for Mailchimp and HubSpot, a profile id for webhooks) with
+that platform's own signal — a per-operation error, a counted invalid row, a per-member 400, or a
+whole-request 400/422.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class FakeServer:
         self.refresh_tokens: set[str] = {"refresh-1"}
         self.client = ("client-id", "client-secret")
         self.refresh_calls = 0
+        self.refused: set[str] = set()
         self._ids = itertools.count(1000)
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -68,6 +73,9 @@ class FakeServer:
             self.tokens.clear()
             return
         self.faults.append(Fault(kind, times, path, params))
+
+    def refuse(self, *values: str) -> None:
+        self.refused.update(values)
 
     def next_id(self) -> int:
         return next(self._ids)

@@ -223,6 +223,9 @@ class FakeGoogleAds(FakeServer):
         if not isinstance(identifiers, list) or not identifiers:
             return error_entry("fieldError", "REQUIRED", "userIdentifiers is required", index)
         for ident in identifiers:
+            if isinstance(ident, dict) and set(map(str, ident.values())) & self.refused:
+                message = "The user identifier was rejected."
+                return error_entry("offlineUserDataJobError", "INVALID_USER_IDENTIFIER", message, index)
             problem = check_identifier(ident, user_list.upload_key_type)
             if problem is not None:
                 return error_entry("offlineUserDataJobError", problem[0], problem[1], index)

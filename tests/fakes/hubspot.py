@@ -114,6 +114,10 @@ class FakeHubSpot(FakeServer):
         problem = problem or self._inputs_problem(inputs)
         if problem is not None:
             return problem
+        refused = [str(i.get("id")) for i in inputs if str(i.get("id", "")).lower() in self.refused]
+        if refused:  # a property value HubSpot refuses fails the whole batch, not just its input
+            detail = f"Property values were not valid: {refused[0]} was not one of the allowed options"
+            return hs_error(400, "VALIDATION_ERROR", detail)
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         for item in inputs:

@@ -133,6 +133,9 @@ class FakeMailchimp(FakeServer):
         email = str(body.get("email_address", ""))
         if not EMAIL.match(email.strip()):
             return problem(400, "Invalid Resource", "Please provide a valid email address.")
+        if email.strip().lower() in self.refused:
+            detail = f"{email} looks fake or invalid, please enter a real email address."
+            return problem(400, "Invalid Resource", detail)
         if md5_lower(email) != request.match_info["hash"]:
             return problem(
                 400, "Invalid Resource", "The subscriber hash in the URL does not match email_address."

@@ -139,6 +139,9 @@ class FakeMeta(FakeServer):
         schema = [schema] if isinstance(schema, str) else schema
         invalid: dict[str, str] = {}
         for row in rows:
+            if {str(v) for v in row} & self.refused:
+                invalid[f"row{len(invalid)}"] = "refused"
+                continue
             keys = row_keys(schema, row, invalid)
             if keys and request.method == "POST":
                 self.audiences[audience].update(keys)

@@ -92,6 +92,10 @@ class FakeWebhookReceiver(FakeServer):
         shape = check_shape(payload)
         if shape is not None:
             return self._reject(shape)
+        members = [m["profile_id"] for key in ("entered", "exited") for m in payload[key]]
+        if set(members) & self.refused:
+            self.rejections.append("refused member")
+            return web.json_response({"error": "unprocessable member"}, status=422)
         msg_id = request.headers["webhook-id"]
         if msg_id in self.seen_ids:
             self.duplicates += 1
