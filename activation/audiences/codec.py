@@ -7,6 +7,7 @@ values are only ever checked for type and size here: they reach SQL as bound par
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +16,17 @@ from activation.audiences.errors import InvalidDefinition
 from activation.audiences.tree import (
     COMPARISONS,
     COMPUTED,
+    ENRICHMENT,
+    ENRICHMENT_OPS,
+    EVENT_KINDS,
     TRAIT_OPS,
     And,
     Compare,
     Computed,
     Count,
+    Enrichment,
     Event,
+    Filter,
     Member,
     Node,
     Not,
@@ -31,11 +37,13 @@ from activation.audiences.tree import (
     Value,
 )
 
+# The names identity gives user-defined computed traits (activation/identity/computed.py).
+USER_COMPUTED_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ALIASES = {"≠": "!=", "<>": "!=", "==": "="}
-_KINDS = ("and", "or", "not", "trait", "event", "computed", "audience")
+_KINDS = ("and", "or", "not", "trait", *EVENT_KINDS, "computed", "audience")
 _KEYS = {
     "trait": {"trait", "op", "value"},
-    "event": {"event", "where", "within_days", "between", "count"},
+    **{kind: {kind, "where", "within_days", "between", "count"} for kind in EVENT_KINDS},
     "computed": {"computed", "op", "value"},
     "audience": {"audience"},
 }
@@ -71,8 +79,8 @@ class _Reader:
         self.unknown_keys(raw, _KEYS[kind], path)
         if kind == "trait":
             return Trait(self.name(raw["trait"], f"{path}.trait"), self.compare(raw, path, TRAIT_OPS))
-        if kind == "event":
-            return self.event(raw, path)
+        if kind in EVENT_KINDS:
+            return self.event(raw, path, kind)
         if kind == "computed":
             return self.computed(raw, path)
         return Member(self.name(raw["audience"], f"{path}.audience"))
@@ -159,8 +167,8 @@ class _Reader:
             raise self.fail(path, f"in takes at most {limits.MAX_IN_VALUES} values, got {len(raw)}")
         return tuple(self.each(raw, path, self.scalar))
 
-    def event(self, raw: dict[str, Any], path: str) -> Event:
-        name = self.name(raw["event"], f"{path}.event")
+    def event(self, raw: dict[str, Any], path: str, kind: str) -> Event:
+        name = self.name(raw[kind], f"{path}.{kind}")
         where = self.filters(raw.get("where", []), f"{path}.where")
         within = raw.get("within_days")
         if within is not None and "between" in raw:
@@ -168,16 +176,33 @@ class _Reader:
         if within is not None:
             within = self.integer(within, f"{path}.within_days", 1, limits.MAX_WITHIN_DAYS)
         between = self.between(raw["between"], f"{path}.between") if "between" in raw else None
-        return Event(name, where, within, between, self.count(raw.get("count"), f"{path}.count"))
+        count = self.count(raw.get("count"), f"{path}.count")
+        return Event(name, where, within, between, count, kind)
 
-    def filters(self, raw: Any, path: str) -> tuple[Property, ...]:
+    def filters(self, raw: Any, path: str) -> tuple[Filter, ...]:
         if not isinstance(raw, list) or len(raw) > limits.MAX_FILTERS:
             raise self.fail(path, f"must be a list of at most {limits.MAX_FILTERS} property filters")
-        return tuple(self.each(raw, path, self.property))
+        return tuple(self.each(raw, path, self.filter))
 
-    def property(self, raw: Any, path: str) -> Property:
+    def filter(self, raw: Any, path: str) -> Filter:
+        if isinstance(raw, dict) and "enrichment" in raw and "property" not in raw:
+            return self.enrichment(raw, path)
         if not isinstance(raw, dict) or "property" not in raw:
-            raise self.fail(path, "must be an object with property, op and value")
+            raise self.fail(path, "must be an object with property (or enrichment), op and value")
+        return self.property(raw, path)
+
+    def enrichment(self, raw: dict[str, Any], path: str) -> Enrichment:
+        self.unknown_keys(raw, {"enrichment", "op", "value"}, path)
+        name = raw["enrichment"]
+        if not isinstance(name, str) or name not in ENRICHMENT:
+            raise self.fail(f"{path}.enrichment", f"must be one of {', '.join(ENRICHMENT)}")
+        test = self.compare(raw, path, ENRICHMENT_OPS)
+        values = test.value if isinstance(test.value, tuple) else (test.value,)
+        if test.op != "exists" and not all(isinstance(v, str) for v in values):
+            raise self.fail(f"{path}.value", "enrichment values are strings")
+        return Enrichment(name, test)
+
+    def property(self, raw: dict[str, Any], path: str) -> Property:
         self.unknown_keys(raw, {"property", "op", "value"}, path)
         name = self.name(raw["property"], f"{path}.property")
         if any(not part for part in name.split(".")):
@@ -220,10 +245,11 @@ class _Reader:
 
     def computed(self, raw: dict[str, Any], path: str) -> Computed:
         name = raw["computed"]
-        if not isinstance(name, str) or name not in COMPUTED:
-            raise self.fail(f"{path}.computed", f"must be one of {', '.join(COMPUTED)}")
+        if not isinstance(name, str) or not (name in COMPUTED or USER_COMPUTED_NAME.match(name)):
+            message = f"one of {', '.join(COMPUTED)}, or the name of a user-defined computed trait"
+            raise self.fail(f"{path}.computed", message)
         op = self.op(raw.get("op"), f"{path}.op", COMPARISONS)
-        if COMPUTED[name][1] == "time":
+        if name in COMPUTED and COMPUTED[name][1] == "time":
             self.date(raw.get("value"), f"{path}.value")
             return Computed(name, op, str(raw["value"]))
         value = raw.get("value")
@@ -272,10 +298,16 @@ def _compare_json(test: Compare) -> dict[str, Any]:
     return {"op": test.op, "value": value}
 
 
+def _filter_json(item: Filter) -> dict[str, Any]:
+    if isinstance(item, Enrichment):
+        return {"enrichment": item.field, **_compare_json(item.test)}
+    return {"property": item.path, **_compare_json(item.test)}
+
+
 def _event_json(node: Event) -> dict[str, Any]:
-    out: dict[str, Any] = {"event": node.name}
+    out: dict[str, Any] = {node.kind: node.name}
     if node.where:
-        out["where"] = [{"property": f.path, **_compare_json(f.test)} for f in node.where]
+        out["where"] = [_filter_json(f) for f in node.where]
     if node.within_days is not None:
         out["within_days"] = node.within_days
     if node.between is not None:

@@ -8,7 +8,10 @@ The universe is the live, non-bot rows of `profiles`; each condition is a test o
 - event: events (bots skipped) mapped to a profile through `identity_map` — by `user_id` when it
   is mapped, else by `anonymous_id` — counted per profile; a count test that holds for zero
   events (`< 3`, `= 0`) is compiled as `NOT IN` the profiles whose count fails it;
-- computed: a comparison on the `profiles` column;
+- computed: a comparison on the `profiles` column for a built-in trait; for a user-defined one, on
+  its value in `profile_computed_traits` (no value counts as 0, like an event count);
+- page and screen views: as events, matched on type and page/screen name; enrichment filters test
+  allow-listed columns of `events` (`tree.ENRICHMENT`);
 - audience: `IN` the current members of the audience with that key (its latest changes).
 """
 
@@ -18,8 +21,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activation.audiences.codec import parse_time
-from activation.audiences.predicates import Params, holds, json_test
-from activation.audiences.tree import COMPUTED, And, Computed, Event, Leaf, Member, Node, Not, Or, Trait
+from activation.audiences.predicates import Params, column_test, holds, json_test
+from activation.audiences.tree import (
+    COMPUTED,
+    ENRICHMENT,
+    And,
+    Computed,
+    Enrichment,
+    Event,
+    Leaf,
+    Member,
+    Node,
+    Not,
+    Or,
+    Trait,
+)
 
 _TIME = "DateTime64(3, 'UTC')"
 _MAPPING = (
@@ -27,6 +43,12 @@ _MAPPING = (
     " WHERE identifier_type = '{kind}' AND deleted = 0"
 )
 _SCOPE_IDS = "{column} IN (SELECT identifier_value FROM identity_map FINAL WHERE identifier_type = '{column}'"
+_USER_COMPUTED = (
+    "SELECT profile_id FROM profile_computed_traits FINAL WHERE {scope}name = {name} AND deleted = 0"
+    " AND {test}"
+)
+_KIND_FILTER = {"event": "event = {name}", "page": "type = 'page' AND name = {name}"}
+_KIND_FILTER["screen"] = "type = 'screen' AND name = {name}"
 _CURRENT_MEMBERS = (
     "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {audience}{scope}"
     " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
@@ -96,12 +118,33 @@ class Compiler:
         return f"{scope}{condition} AND deleted = 0"
 
     def computed(self, leaf: Computed) -> str:
+        if leaf.name not in COMPUTED:
+            return self.user_computed(leaf)
         column, kind = COMPUTED[leaf.name]
         if kind == "time":
             bound = self.params.bind(sql_time(parse_time(str(leaf.value))), _TIME)
         else:
             bound = self.params.bind(float(leaf.value), "Float64")
         return f"({column} {leaf.op} {bound})"
+
+    def user_computed(self, leaf: Computed) -> str:
+        """A user-defined computed trait; profiles without a value hold 0."""
+        bound = self.params.bind(float(leaf.value), "Float64")
+        scope = f"profile_id = {self.profile} AND " if self.profile else ""
+        name = self.params.bind(leaf.name, "String")
+        if holds(0.0, leaf.op, float(leaf.value)):
+            failing = _USER_COMPUTED.format(scope=scope, name=name, test=f"NOT (value {leaf.op} {bound})")
+            return f"profile_id NOT IN ({failing})"
+        passing = _USER_COMPUTED.format(scope=scope, name=name, test=f"value {leaf.op} {bound}")
+        return f"profile_id IN ({passing})"
+
+    def user_computed_value(self, leaf: Computed) -> str:
+        """The profile's value of a user-defined computed trait (0 when unset); needs a profile scope."""
+        name = self.params.bind(leaf.name, "String")
+        return (
+            "(SELECT coalesce(any(value), 0) FROM profile_computed_traits FINAL"
+            f" WHERE profile_id = {self.profile} AND name = {name} AND deleted = 0)"
+        )
 
     def members(self, leaf: Member) -> str:
         key = self.params.bind(leaf.audience, "String")
@@ -136,7 +179,7 @@ class Compiler:
         return f"SELECT profile_id, count() AS n FROM ({mapped}) GROUP BY profile_id HAVING {condition}"
 
     def event_filters(self, leaf: Event) -> list[str]:
-        filters = [f"event = {self.params.bind(leaf.name, 'String')}", "is_bot = 0"]
+        filters = [_KIND_FILTER[leaf.kind].format(name=self.params.bind(leaf.name, "String")), "is_bot = 0"]
         if leaf.within_days is not None:
             since = self.now - timedelta(days=leaf.within_days)
             filters.append(f"timestamp >= {self.params.bind(sql_time(since), _TIME)}")
@@ -144,9 +187,12 @@ class Compiler:
             start, end = (sql_time(parse_time(bound)) for bound in leaf.between)
             filters.append(f"timestamp >= {self.params.bind(start, _TIME)}")
             filters.append(f"timestamp < {self.params.bind(end, _TIME)}")
-        for prop in leaf.where:
-            keys = "".join(f", {self.params.bind(part, 'String')}" for part in prop.path.split("."))
-            filters.append(json_test("properties", keys, prop.test, self.params))
+        for item in leaf.where:
+            if isinstance(item, Enrichment):
+                filters.append(column_test(ENRICHMENT[item.field], item.test, self.params))
+                continue
+            keys = "".join(f", {self.params.bind(part, 'String')}" for part in item.path.split("."))
+            filters.append(json_test("properties", keys, item.test, self.params))
         if self.profile:
             filters.append(f"({self.identifiers('user_id')} OR {self.identifiers('anonymous_id')})")
         return filters

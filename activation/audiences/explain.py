@@ -33,6 +33,8 @@ def _observed(compiler: Compiler, leaf: Leaf) -> str:
     if isinstance(leaf, Trait):
         return f"toString({compiler.trait_value(leaf)})"
     if isinstance(leaf, Computed):
+        if leaf.name not in COMPUTED:
+            return f"toString({compiler.user_computed_value(leaf)})"
         return f"toString({COMPUTED[leaf.name][0]})"
     if isinstance(leaf, Event):
         return f"toString((SELECT sum(n) FROM ({compiler.event_counts(leaf)})))"

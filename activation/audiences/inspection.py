@@ -17,7 +17,7 @@ from activation.audiences.errors import InvalidDefinition
 from activation.audiences.explain import explain
 from activation.audiences.limits import select
 from activation.audiences.payload import read_definition, reject
-from activation.audiences.references import check_references, live_lookup
+from activation.audiences.references import check_computed, check_references, defined_computed, live_lookup
 from activation.audiences.responses import (
     HTTPProblem,
     JSONResponse,
@@ -27,6 +27,8 @@ from activation.audiences.responses import (
     paged,
 )
 from activation.audiences.tree import Node
+from activation.identity.identifiers import parse_identifier
+from activation.identity.reads import lookup
 
 SAMPLE_SIZE = 20
 
@@ -42,15 +44,31 @@ def preview(ch: Client, node: Node, now: datetime) -> dict[str, Any]:
 def _preview_new(ch: Client, node: Node, now: datetime) -> dict[str, Any]:
     definitions = {a.key: a.definition for a in store.live(ch)}
     errors = check_references("", node, live_lookup(definitions, "", None))
+    errors.update(check_computed(node, defined_computed(ch)))
     if errors:
         raise InvalidDefinition(errors)
     return preview(ch, node, now)
 
 
-def _explain(ch: Client, audience_id: str, profile_id: str, now: datetime) -> dict[str, Any]:
+def _explain(ch: Client, audience_id: str, profile: str, now: datetime) -> dict[str, Any]:
     audience = store.fetch(ch, audience_id)
+    profile_id = _profile_id(ch, profile)
     result = explain(ch, audience.definition, now, profile_id)
     return {**result, "in_latest_run": membership.is_member(ch, audience.id, profile_id)}
+
+
+def _profile_id(ch: Client, profile: str) -> str:
+    """A profile id, or the profile a `type:value` identifier belongs to (as in the Profile API)."""
+    if ":" not in profile:
+        return profile
+    identifier = parse_identifier(profile)
+    if identifier is None:
+        fields = {"profile": "a profile id, or type:value with a known identifier type and a valid value"}
+        raise HTTPProblem(400, "invalid_identifier", "bad profile identifier", fields)
+    profile_id = lookup(ch, identifier)
+    if not profile_id:
+        raise HTTPProblem(404, "not_found", "no profile for this identifier")
+    return profile_id
 
 
 def _required(request: Request, name: str, meaning: str) -> str:
@@ -96,7 +114,7 @@ class Inspection:
         return JSONResponse({**page, "at": at} if at else page)
 
     async def explain(self, request: Request) -> Response:
-        profile_id = _required(request, "profile", "a profile id")
+        profile_id = _required(request, "profile", "a profile id or type:value (user_id:u1)")
         audience_id = request.path_params["audience_id"]
         return JSONResponse(await self.deps.run(_explain, audience_id, profile_id, self.deps.clock()))
 

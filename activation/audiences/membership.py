@@ -50,7 +50,8 @@ _DUE = (
     " WHERE deleted = 0 AND enabled = 1 AND schedule_every_s > 0) AS a"
     " LEFT JOIN (SELECT audience_id, max(computed_at) AS last FROM audience_runs GROUP BY audience_id) AS r"
     " ON r.audience_id = a.id"
-    f" WHERE r.last + toIntervalSecond(a.schedule_every_s) <= {{now:{_TIME}}} + toIntervalMillisecond({{slack_ms:UInt32}})"
+    " WHERE r.last + toIntervalSecond(a.schedule_every_s)"
+    f" <= {{now:{_TIME}}} + toIntervalMillisecond({{slack_ms:UInt32}})"
     " ORDER BY a.id"
 )
 

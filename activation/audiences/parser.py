@@ -4,9 +4,10 @@
     conj      := unary ('and' unary)*
     unary     := 'not' unary | '(' expr ')' | condition
     condition := trait('k') test | computed('k') cmp value | audience('k')
-               | event('n') ('.where(' filter ('and' filter)* ')' | '.within(' N 'days)'
-                              | '.between(' date ',' date ')')* ('.count()' cmp N)?
-    filter    := property('k') test
+               | ('event' | 'page' | 'screen') '(' 'n' ')'
+                   ('.where(' filter ('and' filter)* ')' | '.within(' N 'days)'
+                    | '.between(' date ',' date ')')* ('.count()' cmp N)?
+    filter    := property('k') test | enrichment('geo_country' | 'utm_source' | …) test
     test      := cmp value | 'in' '(' value (',' value)* ')' | '.exists()' | '.contains(' value ')'
 
 Going through the JSON form means both forms share one validator and one tree; every JSON path
@@ -124,14 +125,14 @@ class _Parser:
     def condition(self) -> dict[str, Any]:
         start = self.token.offset
         kind = self.token.text.lower() if self.token.kind == "name" else ""
-        if kind not in ("trait", "event", "computed", "audience"):
-            expected = "trait(…), event(…), computed(…), audience(…), 'not' or '('"
+        if kind not in ("trait", "event", "page", "screen", "computed", "audience"):
+            expected = "trait(…), event(…), page(…), screen(…), computed(…), audience(…), 'not' or '('"
             raise syntax_error(start, f"expected {expected}, found {self.describe()}")
         self.take()
         node: dict[str, Any] = {}
         self.note(node, "", start)
         node[kind] = self.call_arg(node, kind)
-        if kind == "event":
+        if kind in ("event", "page", "screen"):
             self.event(node)
         elif kind == "computed":
             self.comparison(node)
@@ -213,12 +214,13 @@ class _Parser:
         filters = node.setdefault("where", [])
         while True:
             start = self.token.offset
-            if not self.is_word("property"):
-                raise syntax_error(start, f"expected property(…), found {self.describe()}")
+            kind = next((word for word in ("property", "enrichment") if self.is_word(word)), "")
+            if not kind:
+                raise syntax_error(start, f"expected property(…) or enrichment(…), found {self.describe()}")
             self.take()
             item: dict[str, Any] = {}
             self.note(item, "", start)
-            item["property"] = self.call_arg(item, "property")
+            item[kind] = self.call_arg(item, kind)
             self.test(item)
             filters.append(item)
             if not self.is_word("and"):

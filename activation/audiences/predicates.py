@@ -79,7 +79,21 @@ def _in_list(raw: str, values: tuple[Scalar, ...], params: Params) -> str:
     return "(" + " OR ".join(tests) + ")"
 
 
-def holds(left: int, op: str, right: int) -> bool:
+def column_test(column: str, test: Compare, params: Params) -> str:
+    """A boolean SQL expression for `test` on a plain String column ('' means unknown)."""
+    if test.op == "exists":
+        return f"{column} != ''"
+    if test.op == "in" and isinstance(test.value, tuple):
+        return f"has({params.bind(list(test.value), 'Array(String)')}, {column})"
+    bound = params.bind(test.value, "String")
+    if test.op == "contains":
+        return f"positionUTF8({column}, {bound}) > 0"
+    if test.op == "!=":
+        return f"({column} != '' AND {column} != {bound})"
+    return f"{column} = {bound}"
+
+
+def holds(left: float, op: str, right: float) -> bool:
     """`left op right` for the comparison operators of the tree."""
     results = {
         "=": left == right,

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from activation.audiences.tree import And, Compare, Computed, Event, Member, Node, Not, Or, Scalar, Trait
+from activation.audiences.tree import (
+    And,
+    Compare,
+    Computed,
+    Enrichment,
+    Event,
+    Filter,
+    Member,
+    Node,
+    Not,
+    Or,
+    Scalar,
+    Trait,
+)
 
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
@@ -39,9 +52,9 @@ def _test(test: Compare) -> str:
 
 
 def _event(node: Event) -> str:
-    parts = [f"event({quote(node.name)})"]
+    parts = [f"{node.kind}({quote(node.name)})"]
     if node.where:
-        filters = " and ".join(f"property({quote(f.path)}){_test(f.test)}" for f in node.where)
+        filters = " and ".join(_filter(f) for f in node.where)
         parts.append(f".where({filters})")
     if node.within_days is not None:
         parts.append(f".within({node.within_days} days)")
@@ -49,6 +62,12 @@ def _event(node: Event) -> str:
         parts.append(f".between({quote(node.between[0])}, {quote(node.between[1])})")
     parts.append(f".count() {node.count.op} {node.count.value}")
     return "".join(parts)
+
+
+def _filter(item: Filter) -> str:
+    if isinstance(item, Enrichment):
+        return f"enrichment({quote(item.field)}){_test(item.test)}"
+    return f"property({quote(item.path)}){_test(item.test)}"
 
 
 def literal(value: Scalar) -> str:

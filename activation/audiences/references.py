@@ -1,10 +1,14 @@
-"""Audience-membership conditions: every referenced key must exist, and references never loop."""
+"""References out of a definition: every audience it names must exist and references never loop;
+every user-defined computed trait it names must be defined (identity's computed traits)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from activation.audiences.tree import Member, Node, leaves, referenced_audiences
+from clickhouse_connect.driver.client import Client
+
+from activation.audiences.tree import COMPUTED, Computed, Member, Node, leaves, referenced_audiences
+from activation.identity.store import read_definitions
 
 Lookup = Callable[[str], Node | None]
 
@@ -34,6 +38,21 @@ def check_references(key: str, node: Node, lookup: Lookup) -> dict[str, str]:
             if cycle:
                 errors[f"{path}.audience"] = "creates a cycle: " + " → ".join(cycle)
     return errors
+
+
+def check_computed(node: Node, defined: set[str]) -> dict[str, str]:
+    """Errors by JSON path for user-defined computed traits that are not in `defined`."""
+    hint = "define it under /admin/v1/identity/computed-traits"
+    return {
+        f"{path}.computed": f"no computed trait named {leaf.name!r} ({hint})"
+        for path, leaf in leaves(node)
+        if isinstance(leaf, Computed) and leaf.name not in COMPUTED and leaf.name not in defined
+    }
+
+
+def defined_computed(ch: Client) -> set[str]:
+    """Names of the user-defined computed traits."""
+    return {definition.name for definition in read_definitions(ch)}
 
 
 def _path_back(start: str, target: str, lookup: Lookup, trail: list[str], seen: set[str]) -> list[str] | None:

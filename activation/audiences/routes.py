@@ -20,7 +20,7 @@ from activation.audiences.endpoint import Deps, Enqueue, Handler, Require, guard
 from activation.audiences.errors import AudienceConflict, InvalidDefinition
 from activation.audiences.inspection import Inspection
 from activation.audiences.payload import read_definition, reject
-from activation.audiences.references import check_references, live_lookup
+from activation.audiences.references import check_computed, check_references, defined_computed, live_lookup
 from activation.audiences.responses import JSONResponse, decode_cursor, json_body, page_limit, paged
 from activation.audiences.store import Audience
 from activation.audiences.tree import Node, referenced_audiences
@@ -96,9 +96,10 @@ class Audiences:
         return JSONResponse({"id": audience.id, "status": "queued"}, status_code=202)
 
 
-def _check(audiences: list[Audience], key: str, node: Node) -> None:
+def _check(ch: Client, audiences: list[Audience], key: str, node: Node) -> None:
     definitions = {a.key: a.definition for a in audiences}
     errors = check_references(key, node, live_lookup(definitions, key, node))
+    errors.update(check_computed(node, defined_computed(ch)))
     if errors:
         raise InvalidDefinition(errors)
 
@@ -107,7 +108,7 @@ def _create(ch: Client, fields: dict[str, Any], node: Node, now: datetime) -> Au
     audiences = store.live(ch)
     if any(a.key == fields["key"] for a in audiences):
         raise AudienceConflict("an audience with this key exists", {"key": "already used"})
-    _check(audiences, fields["key"], node)
+    _check(ch, audiences, fields["key"], node)
     attributes = payload.attributes(fields)
     attributes.setdefault("schedule_every_s", payload.DEFAULT_EVERY_S)
     audience = Audience(id=f"aud_{uuid.uuid4().hex}", definition=node, created_at=now, **attributes)
@@ -119,7 +120,7 @@ def _update(
 ) -> Audience:
     audience = store.fetch(ch, audience_id)
     if node is not None:
-        _check(store.live(ch), audience.key, node)
+        _check(ch, store.live(ch), audience.key, node)
         audience = replace(audience, definition=node)
     return store.save(ch, replace(audience, **payload.attributes(fields)), now)
 

@@ -1,7 +1,9 @@
 """The audience definition tree: immutable nodes shared by the JSON form, the text form and the compiler.
 
 A definition is a boolean combination (`And`, `Or`, `Not`) of conditions on one profile:
-its traits, its events, its computed traits, or its membership of another audience.
+its traits, its events (track events, page views, screen views; filtered by properties and by the
+collector's enrichment), its computed traits (built-in or user-defined), or its membership of
+another audience.
 Nodes are frozen dataclasses holding tuples, so two trees compare equal when they mean the same.
 """
 
@@ -16,7 +18,19 @@ Value = Scalar | tuple[Scalar, ...]
 COMPARISONS: Final = ("=", "!=", "<", ">", "<=", ">=")
 TRAIT_OPS: Final = (*COMPARISONS, "contains", "exists", "in")
 COUNT_OPS: Final = COMPARISONS
-# Allow-list of computed traits: the name a definition uses -> (column of `profiles`, kind).
+EVENT_KINDS: Final = ("event", "page", "screen")  # track events by `event`; page and screen views by `name`
+# Allow-list of enrichment columns an event filter may test (plain strings; '' when unknown).
+ENRICHMENT: Final = {
+    "geo_country": "geo_country",
+    "geo_city": "geo_city",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "referrer_medium": "referrer_medium",
+    "device_type": "if(device_type != '', device_type, ua_device_type)",
+}
+ENRICHMENT_OPS: Final = ("=", "!=", "contains", "exists", "in")
+# Allow-list of built-in computed traits: the name a definition uses -> (column of `profiles`, kind).
 COMPUTED: Final = {
     "first_seen": ("first_seen", "time"),
     "last_seen": ("last_seen", "time"),
@@ -47,6 +61,17 @@ class Property:
 
 
 @dataclass(frozen=True)
+class Enrichment:
+    """A test on one allow-listed enrichment column of the event (`ENRICHMENT`)."""
+
+    field: str
+    test: Compare
+
+
+Filter = Property | Enrichment
+
+
+@dataclass(frozen=True)
 class Count:
     op: str = ">="
     value: int = 1
@@ -54,17 +79,23 @@ class Count:
 
 @dataclass(frozen=True)
 class Event:
-    """Profiles whose events named `name` (matching every filter, in the window) number `count`."""
+    """Profiles whose events named `name` (matching every filter, in the window) number `count`.
+
+    `kind` is "event" (track events by event name), "page" or "screen" (views by page/screen name)."""
 
     name: str
-    where: tuple[Property, ...] = ()
+    where: tuple[Filter, ...] = ()
     within_days: int | None = None
     between: tuple[str, str] | None = None
     count: Count = Count()
+    kind: str = "event"
 
 
 @dataclass(frozen=True)
 class Computed:
+    """A computed trait: a built-in column of `profiles` (`COMPUTED`) or, for any other name, a
+    user-defined computed trait (identity's `profile_computed_traits`; no value counts as 0)."""
+
     name: str
     op: str
     value: int | float | str

@@ -23,14 +23,15 @@ def test_errors_name_the_path_of_every_bad_node() -> None:
         "and": [
             {"trait": "plan", "op": "=", "value": "pro"},
             {"trait": "plan", "op": "=", "value": {"$ne": 1}},
-            {"or": [{"computed": "age", "op": ">", "value": 3}, {"event": "x", "within_days": "30"}]},
+            {"or": [{"computed": "Age!", "op": ">", "value": 3}, {"event": "x", "within_days": "30"}]},
             {"not": {"audience": 5}},
         ]
     }
     assert _errors(raw) == {
         "$.and[1].value": "must be a string, a number or a boolean",
         "$.and[2].or[0].computed": (
-            "must be one of first_seen, last_seen, event_count, session_count, lifetime_revenue"
+            "one of first_seen, last_seen, event_count, session_count, lifetime_revenue,"
+            " or the name of a user-defined computed trait"
         ),
         "$.and[2].or[1].within_days": "must be an integer from 1 to 36500",
         "$.and[3].not.audience": "must be a non-empty string",

@@ -141,5 +141,7 @@ def test_computed_traits_come_from_the_allow_list() -> None:
     sql, params = compile_audience(parse("computed('first_seen') < '2026-01-01T10:00:00+02:00'"), NOW)
     assert "(first_seen < {p0:DateTime64(3, 'UTC')})" in sql
     assert params == {"p0": "2026-01-01 08:00:00.000"}
-    with pytest.raises(KeyError):
-        compile_audience(Computed("version; DROP TABLE x", ">", 1), NOW)
+    # any other name is a user-defined computed trait: a bound value, never a column
+    hostile, bound = compile_audience(Computed("version; DROP TABLE x", ">", 1), NOW)
+    assert "DROP" not in hostile and "version; DROP TABLE x" in bound.values()
+    assert "profile_id IN (SELECT profile_id FROM profile_computed_traits FINAL" in hostile

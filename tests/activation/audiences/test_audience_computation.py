@@ -190,15 +190,18 @@ async def test_every_60_s_runs_at_every_scheduler_tick(ch: Client, ns: str) -> N
     audience = save_audience(ch, f"{ns}-cadence", f"trait('ns') = '{ns}'", schedule_every_s=60)
     start = datetime(2031, 1, 1, tzinfo=UTC)
     runs = []
+    queued: list[str] = []
+
+    async def enqueue(job: str, audience_id: str, job_id: str) -> None:
+        queued.append(audience_id)
+
     for tick in range(5):
         at = start + timedelta(seconds=TICK_S * tick, milliseconds=30)
-        queued: list[str] = []
-
-        async def enqueue(job: str, audience_id: str, job_id: str) -> None:
-            queued.append(audience_id)
-
+        queued.clear()
         await enqueue_due_audiences({"ch": ch, "enqueue": enqueue, "clock": lambda at=at: at})
         if audience.id in queued:
             late = at + timedelta(milliseconds=700)  # the worker picks the job up a moment later
-            runs.append((await compute_audience({"ch": ch, "clock": lambda late=late: late}, audience.id))["key"])
+            runs.append(
+                (await compute_audience({"ch": ch, "clock": lambda late=late: late}, audience.id))["key"]
+            )
     assert len(runs) == 5

@@ -101,7 +101,7 @@ def test_a_single_condition_group_is_the_condition() -> None:
         ("trait('plan' = 'pro'", 13, "expected ')'"),
         ("trait('plan') = 'pro", 16, "unterminated string"),
         ("trait('plan') ~ 'pro'", 14, "unexpected character"),
-        ("trait('a') = 'x' and computed('age') > 1", 30, "must be one of first_seen"),
+        ("trait('a') = 'x' and computed('Age') > 1", 30, "or the name of a user-defined computed trait"),
         ("event('x').within(0 days)", 18, "from 1 to 36500"),
         ("trait('a') = 'x' and event('e').count() >= -1", 43, "$.and[1].count.value"),
         ("event('e').within(3 weeks)", 20, "expected 'days'"),

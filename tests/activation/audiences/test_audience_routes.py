@@ -14,7 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from activation.audiences.computation import compute
+from activation.audiences.parser import parse
 from activation.audiences.routes import routes
+from activation.identity.computed import ComputedTrait
+from activation.identity.store import write_definition
 from tests.activation.audiences.audience_rows import event_row, insert_events, person
 
 ADMIN = {"Authorization": "Bearer admin"}
@@ -198,7 +201,9 @@ HOSTILE_DEFINITIONS = [
 
 
 @pytest.mark.parametrize(("body", "field"), HOSTILE_DEFINITIONS)
-async def test_hostile_definitions_are_a_400_at_create(api: Any, ns: str, body: dict[str, Any], field: str) -> None:
+async def test_hostile_definitions_are_a_400_at_create(
+    api: Any, ns: str, body: dict[str, Any], field: str
+) -> None:
     client, _ = api
     for path in ("/admin/v1/audiences", "/admin/v1/audiences/preview"):
         extra = {"name": "x", "key": f"{ns}-hostile"} if path == "/admin/v1/audiences" else {}
@@ -206,3 +211,116 @@ async def test_hostile_definitions_are_a_400_at_create(api: Any, ns: str, body: 
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "invalid_definition" and field in error["fields"]
+
+
+async def _members_of(client: httpx.AsyncClient, ch: Client, audience: dict[str, Any]) -> list[str]:
+    compute(ch, audience["id"], datetime.now(UTC))
+    page = (await client.get(f"/admin/v1/audiences/{audience['id']}/members", headers=READ)).json()
+    return [m["profile_id"] for m in page["data"]]
+
+
+async def test_page_and_screen_views_and_enrichment_in_both_forms(api: Any, ch: Client, ns: str) -> None:
+    client, _ = api
+    gb, de, app, tablet = (person(ch, ns, name) for name in ("gb", "de", "app", "tablet"))
+    landing = {"type": "page", "name": "Landing", "geo_country": "GB", "geo_city": "London"}
+    insert_events(
+        ch,
+        [
+            event_row(**landing, user_id=f"{ns}-u-gb", utm_source="newsletter", utm_campaign="spring"),
+            event_row(**landing, anonymous_id=f"{ns}-a-gb", utm_medium="email", referrer_medium="email"),
+            event_row(type="page", name="Pricing", user_id=f"{ns}-u-de", geo_country="DE"),
+            event_row(type="page", name="Landing", user_id=f"{ns}-u-de", geo_country="DE", is_bot=1),
+            event_row(type="screen", name="Home", user_id=f"{ns}-u-app", device_type="ios"),
+            event_row(event="Landing", user_id=f"{ns}-u-tablet", ua_device_type="tablet"),
+            event_row(event="Bought", user_id=f"{ns}-u-tablet", referrer_medium="search"),
+        ],
+    )
+    scoped = f"trait('ns') = '{ns}' and "
+    expectations = {
+        "page('Landing')": [gb],
+        "page('Landing').count() >= 2": [gb],
+        "page('Landing').where(enrichment('geo_country') = 'GB' and enrichment('geo_city') = 'London')": [gb],
+        "page('Pricing').where(enrichment('geo_country') in ('DE', 'FR'))": [de],
+        "page('Landing').where(enrichment('utm_source') = 'newsletter' and enrichment('utm_campaign')"
+        ".contains('spr'))": [gb],
+        "page('Landing').where(enrichment('utm_medium') = 'email' and enrichment('referrer_medium') = 'email')": [
+            gb
+        ],
+        "screen('Home').where(enrichment('device_type') = 'ios')": [app],
+        "event('Landing').where(enrichment('device_type') = 'tablet')": [tablet],
+        "event('Bought').where(enrichment('referrer_medium') != 'email')": [tablet],
+        "not page('Landing') and not screen('Home')": [de, tablet],
+    }
+    for i, (query, expected) in enumerate(expectations.items()):
+        created = await _create(client, f"{ns}-t{i}", query=scoped + query)
+        assert parse(created["query"]) == parse(scoped + query)  # rendered back in the text form
+        assert await _members_of(client, ch, created) == sorted(expected), query
+    definition = {
+        "and": [
+            {"trait": "ns", "op": "=", "value": ns},
+            {"screen": "Home", "where": [{"enrichment": "device_type", "op": "=", "value": "ios"}]},
+        ]
+    }
+    from_json = await _create(client, f"{ns}-json", definition=definition)
+    assert from_json["query"].endswith("screen('Home').where(enrichment('device_type') = 'ios').count() >= 1")
+    assert await _members_of(client, ch, from_json) == [app]
+    bad = {
+        "name": "x",
+        "key": f"{ns}-bad",
+        "definition": {"page": "x", "where": [{"enrichment": "ip", "op": "exists"}]},
+    }
+    refused = await client.post("/admin/v1/audiences", json=bad, headers=ADMIN)
+    assert refused.status_code == 400 and "$.where[0].enrichment" in refused.json()["error"]["fields"]
+    number = await client.post(
+        "/admin/v1/audiences",
+        json={"name": "x", "key": f"{ns}-n", "query": "page('x').where(enrichment('geo_city') = 5)"},
+        headers=ADMIN,
+    )
+    assert number.status_code == 400
+
+
+async def test_user_defined_computed_traits_in_conditions(api: Any, ch: Client, ns: str) -> None:
+    client, _ = api
+    name = f"orders_{ns[:8]}"
+    query = f"trait('ns') = '{ns}' and computed('{name}') >= 3"
+    body = {"name": "x", "key": f"{ns}-orders", "query": query}
+    undefined = await client.post("/admin/v1/audiences", json=body, headers=ADMIN)
+    assert undefined.status_code == 400 and "no computed trait named" in undefined.text
+    write_definition(ch, ComputedTrait(name, "count", "Order Completed", window_days=90), datetime.now(UTC))
+    loyal, once, never = (person(ch, ns, n) for n in ("loyal", "once", "never"))
+    rows = [[loyal, name, 4.0, datetime.now(UTC), 1, 0], [once, name, 1.0, datetime.now(UTC), 1, 0]]
+    ch.insert(
+        "profile_computed_traits",
+        rows,
+        column_names=["profile_id", "name", "value", "computed_at", "version", "deleted"],
+    )
+    created = await _create(client, f"{ns}-orders", query=query)
+    assert await _members_of(client, ch, created) == [loyal]
+    few = await _create(
+        client,
+        f"{ns}-few",
+        definition={
+            "and": [{"trait": "ns", "op": "=", "value": ns}, {"computed": name, "op": "<", "value": 2}]
+        },
+    )
+    assert await _members_of(client, ch, few) == sorted([once, never])  # no value counts as 0
+    why = (
+        await client.get(
+            f"/admin/v1/audiences/{created['id']}/explain", params={"profile": once}, headers=READ
+        )
+    ).json()
+    assert why["member"] is False and why["conditions"][1]["observed"] == {name: "1"}
+
+
+async def test_explain_accepts_type_value_identifiers(api: Any, ch: Client, ns: str) -> None:
+    client, _ = api
+    target = person(ch, ns, "who", plan="pro")
+    created = await _create(client, f"{ns}-who", query=f"trait('ns') = '{ns}' and trait('plan') = 'pro'")
+    url = f"/admin/v1/audiences/{created['id']}/explain"
+    by_user = (await client.get(url, params={"profile": f"user_id:{ns}-u-who"}, headers=READ)).json()
+    by_id = (await client.get(url, params={"profile": target}, headers=READ)).json()
+    assert by_user["profile_id"] == target and by_user["member"] is True and by_user == by_id
+    unknown = await client.get(url, params={"profile": f"user_id:{ns}-nobody"}, headers=READ)
+    assert unknown.status_code == 404
+    bad = await client.get(url, params={"profile": "shoe_size:42"}, headers=READ)
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_identifier"
