@@ -1,13 +1,20 @@
 """Turning a request body into JSON: gzip with a cap, size limits, tolerant decoding.
 
-Parsing is JSON whatever the Content-Type (analytics.js sends text/plain). Invalid UTF-8 and
-lone UTF-16 surrogates are replaced rather than refused, so one odd character in a property
-does not cost the whole batch.
+Parsing is JSON whatever the Content-Type (analytics.js sends text/plain). Nothing here recurses
+in Python: orjson parses (it refuses nesting beyond 1024 levels with a 400) and serialises (it
+refuses beyond 255 levels, which `dump` turns into None for the caller to reject that one item).
+
+Tolerance: invalid UTF-8 and lone UTF-16 surrogates become U+FFFD rather than costing the whole
+batch, and NaN / ±Infinity become null. Numbers follow one rule on every path: integers in the
+64-bit range (−2^63 … 2^64−1) are kept exactly; larger integers become the nearest double (as
+orjson and JavaScript read them), and numbers beyond the double range become null. A single
+event's raw copy keeps the digits as sent.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import zlib
 from typing import Any
 
@@ -18,6 +25,16 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_EVENTS = 2500
 MAX_DEPTH = 24
 MAX_KEYS = 2000
+
+# One pass over the text: a string literal (an unterminated one runs to the end, keeping the scan
+# linear), a non-finite literal, or a number. Matching strings first keeps "NaN" inside them intact.
+_TOKEN = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|-?Infinity|NaN|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?', re.DOTALL
+)
+_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\."
+)
+_LONGEST_FINITE_DIGITS = 309
 
 
 class BodyError(Exception):
@@ -52,45 +69,65 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
-    # Slow path for invalid UTF-8, lone surrogates or NaN: decode leniently, then scrub.
+    # Slow path: repair the text (UTF-8, surrogates, non-finite numbers), then parse it the same way.
     try:
-        value = json.loads(body.decode("utf-8", errors="replace"))
-    except (ValueError, RecursionError):
+        return orjson.loads(sanitise(body))
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc).lower():
+            raise BodyError(400, "too_deep", "request body nests deeper than 1024 levels") from None
         raise BodyError(400, "invalid_json", "request body is not valid JSON") from None
-    return _scrub(value)
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-8", errors="replace").decode("utf-8")
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+def sanitise(body: bytes) -> bytes:
+    """JSON text orjson accepts, with the tolerance rules of this module applied (a linear scan)."""
+    text = body.decode("utf-8", errors="replace").encode("utf-8")
+    return _TOKEN.sub(_repair_token, text)
+
+
+def _repair_token(match: re.Match[bytes]) -> bytes:
+    token = match.group()
+    first = token[:1]
+    if first == b'"':
+        return _ESCAPE.sub(_repair_escape, token) if b"\\u" in token else token
+    if first in b"NI" or token[1:2] == b"I":
+        return b"null"
+    if (len(token) >= _LONGEST_FINITE_DIGITS or b"e" in token or b"E" in token) and not math.isfinite(
+        float(token)
+    ):
+        return b"null"
+    return token
+
+
+def _repair_escape(match: re.Match[bytes]) -> bytes:
+    escape = match.group()
+    if len(escape) == 6 and escape[1:2] == b"u":  # a surrogate without its partner
+        return b"\\ufffd"
+    return escape
+
+
+def dump(value: Any) -> bytes | None:
+    """orjson's serialisation, or None when orjson refuses the value (nesting beyond 255 levels)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
         return None
-    if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
 
 
-def shape_problem(value: Any, raw: bytes = b"") -> str | None:
-    """Return a reason code if `value` nests deeper than MAX_DEPTH or holds more than MAX_KEYS keys.
-
-    Counting brackets and colons in the raw JSON bounds depth and key count from above, so the
-    walk is skipped for ordinary events (the common case costs two C-speed byte counts).
-    """
-    if raw and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH and raw.count(b":") <= MAX_KEYS:
-        return None
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    keys = 0
+def pruned(value: Any, max_depth: int = MAX_DEPTH) -> Any:
+    """A copy of `value` with containers nested deeper than `max_depth` replaced by "…" (iterative),
+    so that a refused item can still be shown in rejected_events."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return "too_deep"
-        if isinstance(node, dict):
-            keys += len(node)
-            stack.extend((v, depth + 1) for v in node.values())
+        node, parent, key, depth = stack.pop()
+        if isinstance(node, dict | list) and depth >= max_depth:
+            parent[key] = "…"
+        elif isinstance(node, dict):
+            parent[key] = mapping = dict.fromkeys(node)
+            stack.extend((v, mapping, k, depth + 1) for k, v in node.items())
         elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-        if keys > MAX_KEYS:
-            return "too_many_keys"
-    return None
+            parent[key] = items = [None] * len(node)
+            stack.extend((v, items, i, depth + 1) for i, v in enumerate(node))
+        else:
+            parent[key] = node
+    return root[0]

@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from collector.body import MAX_REQUEST_BYTES, BodyError, decompress, parse_json
 from collector.enrich.ip import client_ip
-from collector.ingest import Ingestor
+from collector.ingest import Ingestor, Intake
 from collector.metrics import Metrics
 from collector.normalize import SHORT_TYPES, TYPES
 from collector.pipeline import RequestFacts
@@ -158,11 +158,10 @@ class TrackingApp:
             basic_write_key(headers.get("authorization", "")) or _body_key(body) or _first(query, "writeKey")
         )
         source = await self.authorize(key, headers.get("origin", ""))
-        facts = self.facts(scope, headers, source)
-        pairs, defaults = self.ingestor.items(body, path_type, decompressed)
-        verdict = await self.durable(
-            self.ingestor.ingest(pairs, defaults, facts, path_type, kind == "import")
-        )
+        browser = bool(headers.get("origin")) or scope["path"].startswith("/beacon/")
+        facts = self.facts(scope, headers, source, browser)
+        intake = Intake(body, facts, path_type, decompressed, historical=kind == "import")
+        verdict = await self.durable(self.ingestor.intake(intake))
         if path_type is not None and verdict.rejected:
             reason = verdict.rejected[0]["reason"]
             return 400, _error(reason, f"event rejected: {reason}"), {}
@@ -189,10 +188,11 @@ class TrackingApp:
             )
         return source
 
-    def facts(self, scope: Scope, headers: dict[str, str], source: Source) -> RequestFacts:
+    def facts(self, scope: Scope, headers: dict[str, str], source: Source, browser: bool) -> RequestFacts:
+        """Request facts; `browser` says the User-Agent header is the end user's (see RequestFacts)."""
         peer = (scope.get("client") or ("", 0))[0] or ""
         ip = client_ip(peer, headers.get("x-forwarded-for", ""), self.settings.trusted_proxies)
-        return RequestFacts(ip=ip, user_agent=headers.get("user-agent", ""), source=source)
+        return RequestFacts(ip, headers.get("user-agent", ""), source, browser)
 
     async def durable(self, pending: Any) -> Any:
         """Await the spool write; durability problems become 503 with Retry-After."""

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collector.body import MAX_EVENT_BYTES, shape_problem
-from collector.timestamps import BadTimestamp, corrected, parse_timestamp
+from collector.limits import MERGED, BatchFootprint, merged_problem
+from collector.row import object_at
+from collector.timestamps import BadTimestamp, Timing, corrected, parse_timestamp
 
 TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 SHORT_TYPES = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias"}
 MAX_MESSAGE_ID = 100
 MAX_ID = 1024
-_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_OBJECT_FIELDS = ("properties", "traits", *MERGED)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Defaults:
     context: dict[str, Any] = field(default_factory=dict)
     integrations: dict[str, Any] = field(default_factory=dict)
     sent_at: Any = None
+    footprint: BatchFootprint = field(default_factory=BatchFootprint)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Defaults:
+        """The defaults a batch body gives its items, measured once for the per-event limits."""
+        context, integrations = object_at(body, "context"), object_at(body, "integrations")
+        footprint = BatchFootprint.of({"context": context, "integrations": integrations})
+        return cls(context, integrations, body.get("sentAt"), footprint)
 
 
 @dataclass
@@ -42,12 +51,10 @@ class Event:
     """A normalised message in Segment shape plus what the row builder needs."""
 
     message: dict[str, Any]
-    timestamp: datetime
-    original_timestamp: datetime
-    sent_at: datetime | None
+    timing: Timing
     received_at: datetime
-    clamped: bool
     raw: bytes
+    item: dict[str, Any]  # the item as parsed, to rebuild `raw` when a step changes what it holds
 
 
 def _string_id(item: dict[str, Any], key: str) -> str:
@@ -90,9 +97,8 @@ def normalize(
 ) -> Event | Rejection:
     if not isinstance(item, dict):
         return Rejection("not_an_object", "each event must be a JSON object")
-    message_id = item.get("messageId")
-    message_id = str(message_id) if isinstance(message_id, str | int) and message_id != "" else ""
-    problem = _problem(item, raw, message_id)
+    message_id = message_id_of(item)
+    problem = _problem(item, raw, message_id, defaults)
     if problem:
         return Rejection(problem[0], problem[1], message_id[:MAX_MESSAGE_ID])
     kind = _message_type(item, path_type)
@@ -105,28 +111,30 @@ def normalize(
     missing = _required(kind, ids, item)
     if missing:
         return Rejection(missing, f"a {kind} call needs this field", message_id)
+    stamp = item.get("timestamp")
     try:
         sent_at = parse_timestamp(item.get("sentAt", defaults.sent_at))
-        original = parse_timestamp(item.get("timestamp") or item.get("originalTimestamp"))
+        original = parse_timestamp(item.get("originalTimestamp") if stamp is None or stamp == "" else stamp)
     except BadTimestamp as exc:
         return Rejection("invalid_timestamp", str(exc), message_id)
-    timestamp, original_ts, clamped = corrected(received_at, original, sent_at, not historical)
+    timing = corrected(received_at, original, sent_at, not historical)
     message = _message(item, kind, ids, message_id or str(uuid.uuid4()), defaults)
-    return Event(message, timestamp, original_ts, sent_at, received_at, clamped, raw)
+    return Event(message, timing, received_at, raw, item)
 
 
-def _problem(item: dict[str, Any], raw: bytes, message_id: str) -> tuple[str, str] | None:
-    if len(raw) > MAX_EVENT_BYTES:
-        return "event_too_large", f"an event may be at most {MAX_EVENT_BYTES} bytes"
+def message_id_of(item: Any) -> str:
+    """The item's messageId as text ("" when absent or not a string or integer)."""
+    value = item.get("messageId") if isinstance(item, dict) else None
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and value != "" else ""
+
+
+def _problem(item: dict[str, Any], raw: bytes, message_id: str, defaults: Defaults) -> tuple[str, str] | None:
     if len(message_id) > MAX_MESSAGE_ID:
         return "message_id_too_long", f"messageId may be at most {MAX_MESSAGE_ID} characters"
     for key in _OBJECT_FIELDS:
         if item.get(key) is not None and not isinstance(item[key], dict):
             return f"invalid_{key}", f"{key} must be an object"
-    shape = shape_problem(item, raw)
-    if shape:
-        return shape, "the event nests too deep or has too many keys"
-    return None
+    return merged_problem(item, raw, defaults.footprint)
 
 
 def _message(

@@ -1,14 +1,19 @@
-"""Enrichment as a named list of steps, and the row each accepted event becomes.
+"""The pipeline every accepted event runs through: a plain list of named steps (Plausible's shape).
 
-Each step takes the event and the request facts and returns columns; a step that fails is
-counted and skipped (the event is stored without its columns), never fatal.
+A step takes the `Draft` (the normalised event, the request facts, the row's columns so far and
+the raw copy) and returns it, possibly marked dropped with a reason (`draft.drop("…")`); a drop
+ends the pipeline and is counted in `magpie_events_dropped_total{source,reason}`. Steps run in
+the list's order. An enrichment step that raises is counted and skipped (the event is stored
+without its columns); an essential step that raises (the IP policy) drops the event instead, so
+a failure can never store what the policy would have removed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -35,8 +40,6 @@ SERVER_LIBRARIES = (
     "RudderStack Python SDK",
     "RudderStack Node SDK",
 )
-
-
 _MESSAGE_TEXT = (
     ("event", "event"),
     ("name", "name"),
@@ -50,36 +53,102 @@ _MESSAGE_TEXT = (
 
 @dataclass(frozen=True)
 class RequestFacts:
+    """What the request says about its sender. `browser` is true for browser transports (the
+    beacon and pixel endpoints, or a request with an Origin header): only then does the
+    User-Agent header describe the end user rather than the HTTP client that called us."""
+
     ip: str
     user_agent: str
     source: Source
+    browser: bool = False
 
 
-Step = Callable[[Event, RequestFacts, dict[str, Any]], dict[str, Any]]
+@dataclass
+class Draft:
+    event: Event
+    facts: RequestFacts
+    row: dict[str, Any]
+    raw: bytes
+    dropped: str = ""
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self.event.message["context"]  # type: ignore[no-any-return]
+
+    def drop(self, reason: str) -> Draft:
+        self.dropped = reason
+        return self
 
 
-def _user_agent_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-    return enrich_user_agent(row.get("user_agent") or facts.user_agent)
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Draft], Draft]
+    essential: bool = False
 
 
-def _campaign_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-    return enrich_campaign(event.message["context"])
+def put_client_ip(draft: Draft) -> Draft:
+    """`context.ip` from the request when absent, for client-side events only (as Segment does)."""
+    context = draft.context
+    if not context.get("ip") and _client_side(context) and draft.facts.ip:
+        context["ip"] = draft.row["ip"] = draft.facts.ip
+    return draft
 
 
-def _referrer_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-    return enrich_referrer(event.message["context"], row.get("utm_medium", ""))
+def put_user_agent(draft: Draft) -> Draft:
+    """Browser, OS, device and the bot flag of the end user: `context.userAgent`, or the header on
+    browser transports (a server SDK's own User-Agent says nothing about the user)."""
+    agent = draft.row.get("user_agent") or (draft.facts.user_agent if draft.facts.browser else "")
+    draft.row.update(enrich_user_agent(agent))
+    return draft
 
 
-def build_steps(geo: GeoLookup) -> list[tuple[str, Step]]:
-    def geo_step(event: Event, facts: RequestFacts, row: dict[str, Any]) -> dict[str, Any]:
-        ip = row.get("ip")
-        return geo.lookup(ip) if ip and geo.enabled else {}
+def put_geo(geo: GeoLookup, draft: Draft) -> Draft:
+    ip = draft.row.get("ip")
+    if ip and geo.enabled:
+        draft.row.update(geo.lookup(ip))
+    return draft
 
+
+def put_campaign(draft: Draft) -> Draft:
+    draft.row.update(enrich_campaign(draft.context))
+    return draft
+
+
+def put_referrer(draft: Draft) -> Draft:
+    draft.row.update(enrich_referrer(draft.context, draft.row.get("utm_medium", "")))
+    return draft
+
+
+def apply_ip_policy(draft: Draft) -> Draft:
+    """The source's IP policy on the column, the stored context and the raw copy. The raw copy is
+    rebuilt from the parsed item, and only when the item's own `context.ip` changes."""
+    seen = draft.row.get("ip", "")
+    ip = apply_policy(seen, draft.facts.source.ip_policy)
+    if ip:
+        draft.row["ip"] = draft.context["ip"] = ip
+    else:
+        draft.row.pop("ip", None)
+        draft.context.pop("ip", None)
+    own = draft.event.item.get("context")
+    if type(own) is dict and "ip" in own and own["ip"] != ip:
+        context = {k: v for k, v in own.items() if k != "ip"}
+        if ip:
+            context["ip"] = ip
+        draft.raw = orjson.dumps({**draft.event.item, "context": context})
+    return draft
+
+
+def build_steps(geo: GeoLookup) -> list[Step]:
+    """STEPS: the pipeline, in order. A privacy suppression step will join this list."""
     return [
-        ("user_agent", _user_agent_step),
-        ("geo", geo_step),
-        ("campaign", _campaign_step),
-        ("referrer", _referrer_step),
+        Step("client_ip", put_client_ip),
+        Step("user_agent", put_user_agent),
+        Step("geo", partial(put_geo, geo)),
+        Step("campaign", put_campaign),
+        Step("referrer", put_referrer),
+        Step("ip_policy", apply_ip_policy, essential=True),
     ]
 
 
@@ -89,43 +158,34 @@ def _client_side(context: dict[str, Any]) -> bool:
     return context.get("channel") != "server" and name not in SERVER_LIBRARIES
 
 
-def build_row(
-    event: Event, facts: RequestFacts, steps: list[tuple[str, Step]], ingest_id: str, failures: list[str]
-) -> dict[str, Any]:
-    context = event.message["context"]
-    if not context.get("ip") and _client_side(context) and facts.ip:
-        context["ip"] = facts.ip
+def build_row(event: Event, facts: RequestFacts, steps: list[Step], ingest_id: str) -> Draft:
+    """Run `steps` over the event's draft; unless dropped, `draft.row` is then the finished row."""
     row = _base_row(event, facts.source, ingest_id)
-    row.update(context_columns(context))
-    for name, step in steps:
+    row.update(context_columns(event.message["context"]))
+    draft = Draft(event, facts, row, event.raw)
+    for step in steps:
         try:
-            row.update(step(event, facts, row))
-        except Exception:  # a step is an optional extra: count, log and keep the event
-            log.exception("enrichment step %s failed", name)
-            failures.append(name)
-    seen_ip = row.get("ip", "")
-    ip = apply_policy(seen_ip, facts.source.ip_policy)
-    raw = event.raw
-    if ip:
-        row["ip"] = context["ip"] = ip
-    else:
-        row.pop("ip", None)
-        context.pop("ip", None)
-    if seen_ip and ip != seen_ip:  # the policy applies to the stored raw copy too
-        raw = raw.replace(seen_ip.encode(), ip.encode())
-    row["context"] = orjson.dumps(context).decode()
-    row["raw"] = raw.decode("utf-8", errors="replace")
-    return row
+            draft = step.run(draft)
+        except Exception:  # a step is an optional extra unless essential: count, log, carry on
+            log.exception("pipeline step %s failed", step.name)
+            draft.failures.append(step.name)
+            if step.essential:
+                draft.drop(f"{step.name}_failed")
+        if draft.dropped:
+            return draft
+    draft.row["context"] = orjson.dumps(draft.context).decode()
+    draft.row["raw"] = draft.raw.decode("utf-8", errors="replace")
+    return draft
 
 
 def _base_row(event: Event, source: Source, ingest_id: str) -> dict[str, Any]:
-    message = event.message
+    message, timing = event.message, event.timing
     row: dict[str, Any] = {
         "source_id": source.id,
         "message_id": message["messageId"],
         "type": message["type"],
-        "timestamp": iso(event.timestamp),
-        "original_timestamp": iso(event.original_timestamp),
+        "timestamp": iso(timing.timestamp),
+        "original_timestamp": iso(timing.original),
         "received_at": iso(event.received_at),
         "integrations": orjson.dumps(message["integrations"]).decode(),
         "ingest_id": ingest_id,
@@ -134,9 +194,9 @@ def _base_row(event: Event, source: Source, ingest_id: str) -> dict[str, Any]:
         value = message.get(key)
         if value:
             row[column] = value
-    if event.sent_at is not None:
-        row["sent_at"] = iso(event.sent_at)
-    if event.clamped:
+    if timing.sent_at is not None:
+        row["sent_at"] = iso(timing.sent_at)
+    if timing.clamped:
         row["timestamp_clamped"] = 1
     if source.retention_days:
         row["retention_days"] = source.retention_days

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from collector.body import BodyError
 from collector.http import HttpError, TrackingApp
+from collector.ingest import Intake
 
 STATIC = Path(__file__).parent / "static"
 # The smallest transparent GIF: 1×1, one colour, transparent.
@@ -113,9 +114,8 @@ async def pixel(request: Request, tracking: TrackingApp) -> Response:
     try:
         source = await tracking.authorize(request.query_params.get("writeKey", ""), "")
         event = pixel_event(kind, list(request.query_params.multi_items()))
-        facts = tracking.facts(request.scope, {k: v for k, v in request.headers.items()}, source)
-        pairs, defaults = tracking.ingestor.items(event, kind)
-        await tracking.durable(tracking.ingestor.ingest(pairs, defaults, facts, kind, False))
+        facts = tracking.facts(request.scope, dict(request.headers.items()), source, browser=True)
+        await tracking.durable(tracking.ingestor.intake(Intake(event, facts, kind)))
     except HttpError as exc:
         return Response(PIXEL, exc.status, headers={**_PIXEL_HEADERS, **exc.headers})
     except (BodyError, ValueError):

@@ -63,9 +63,9 @@ def _row(ip: str = "81.2.69.142") -> dict[str, object]:
     item = {"type": "track", "event": "E", "userId": "u", "context": {"page": {"url": url}}}
     event = normalize(item, b"{}", Defaults(), datetime.now(UTC), None, False)
     assert isinstance(event, Event)
-    facts = RequestFacts(ip, "curl/8", Source("s", "k"))
+    facts = RequestFacts(ip, "curl/8", Source("s", "k"), browser=True)
     geo = GeoLookup(str(GEOIP_DIR / "GeoIP2-City-Test.mmdb"), str(GEOIP_DIR / "GeoLite2-ASN-Test.mmdb"))
-    return build_row(event, facts, build_steps(geo), "ingest-1", [])
+    return build_row(event, facts, build_steps(geo), "ingest-1").row
 
 
 def test_the_collector_writes_exactly_the_columns_of_the_events_table(ch: Client) -> None:

@@ -345,7 +345,11 @@ def test_enrichment_user_agent_geo_campaign_referrer(server, source) -> None:
 
 def test_bots_are_stored_and_flagged(server, source) -> None:
     message_id = mid()
-    headers = {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}
+    # a browser transport (Origin header): the User-Agent header is the end user's
+    headers = {
+        "User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Origin": "https://shop.example",
+    }
     assert (
         post(
             server,
