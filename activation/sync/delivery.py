@@ -25,6 +25,7 @@ from activation.destinations import (
 )
 from activation.destinations.base import Config
 from activation.net import HttpClient
+from activation.sync.redact import RedactingClient, Redactor
 
 Sleep = Callable[[float], Awaitable[None]]
 OnRefresh = Callable[[Credentials], Awaitable[None]]
@@ -65,12 +66,18 @@ class Delivery:
         sleep: Sleep = asyncio.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self.destination, self.session, self.config = destination, session, config
+        self.destination, self.config = destination, config
         self.credentials = credentials
+        self.session = RedactingClient(session, lambda: self.credentials.values())
         self.policy, self.on_refresh, self.sleep, self.rand = policy, on_refresh, sleep, rand
         self.refreshes = 0
         self._refresh_due = False
         self.delays_s: list[float] = []
+
+    @property
+    def redactor(self) -> Redactor:
+        """Masks the current credentials (refreshed ones included) and their derived forms."""
+        return self.session.redactor()
 
     async def send(self, batch: SyncBatch) -> SendResult:
         started, attempt = time.monotonic(), 0

@@ -3,7 +3,9 @@
 Every outbound URL a config names is checked with `check_url` against the allow-list at create,
 update and test (send-time checks happen in the session). At create and update a name that does not
 resolve yet is accepted — nothing is contacted then, and the send-time resolver vets it — but every
-other refusal is a 400. Credentials are write-only: responses carry only their names.
+other refusal is a 400. Credentials are write-only: responses carry only their names. An update that
+changes where credentials are sent (any config key that moves an `endpoint_urls` entry, such as
+`base_url` or `token_url`) must re-enter every stored credential in the same request (400 otherwise).
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from activation.destinations import REGISTRY, Credentials, DestinationError, Sup
 from activation.net import UnsafeDestination, check_url
 from activation.sync.context import SyncContext
 from activation.sync.crypto import CredentialsUnreadable
-from activation.sync.redact import redact
+from activation.sync.redact import RedactingClient, Redactor
 from activation.sync.store import DestinationRecord, DestinationStore
-from activation.sync.validation import check_type_rules, merge_credentials, read_body
+from activation.sync.validation import (
+    check_type_rules,
+    merge_credentials,
+    read_body,
+    require_reentered_credentials,
+)
 
 
 async def check_endpoints(ctx: SyncContext, kind: str, config: dict[str, Any], *, strict: bool) -> None:
@@ -82,6 +89,7 @@ async def update(ctx: SyncContext, request: Request) -> Response:
     credentials = merge_credentials(_credentials(store, record), changes or {})
     check_type_rules(record.type, config, credentials)
     await check_endpoints(ctx, record.type, config, strict=False)
+    require_reentered_credentials(record.type, record.config, config, record.credential_names, changes)
     updated = replace(
         record,
         name=fields.get("name", record.name).strip(),
@@ -125,8 +133,10 @@ async def test(ctx: SyncContext, request: Request) -> Response:
     credentials = _credentials(store, record)
     async with ctx.http(ctx.allow, ctx.request_timeout_s) as session:
         try:
-            await destination.test_connection(session, credentials, record.config)
+            await destination.test_connection(
+                RedactingClient(session, credentials.values), credentials, record.config
+            )
         except DestinationError as exc:
-            error = {"kind": type(exc).__name__, "reason": redact(exc.reason, credentials.values())}
+            error = {"kind": type(exc).__name__, "reason": Redactor(credentials.values())(exc.reason)}
             return json_response({"ok": False, "tested": True, "error": error})
     return json_response({"ok": True, "tested": True})

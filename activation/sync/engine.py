@@ -5,11 +5,15 @@ or `db`, `redis`, `secret_key`, the allow-list (`allow`, or the raw `allow_priva
 optionally, `sync_settings`, `sleep` and `http` (an `(allow, timeout_s) -> SafeSession` factory).
 Job arguments are ids only: credentials are read and decrypted inside the job, never enqueued.
 Each destination × audience sync is its own job, so a hanging platform delays nobody else.
+An unexpected error inside a run is logged here with the credentials masked and re-raised as a
+`SyncFailed` whose message is masked too, so neither the worker's log nor its failure list sees them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +25,7 @@ from activation.retry import RetryLater
 from activation.sync.crypto import CredentialCipher
 from activation.sync.delivery import Delivery, Sleep
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
+from activation.sync.redact import Redactor
 from activation.sync.runner import SyncJob
 from activation.sync.runs import SyncRun, mark_interrupted, new_run_id
 from activation.sync.settings import SyncSettings
@@ -29,6 +34,11 @@ from activation.sync.store import DestinationRecord, DestinationStore
 
 SessionFactory = Callable[[AllowList, float], SafeSession]
 JOB_NAME = "sync_destination"
+log = logging.getLogger("magpie.sync")
+
+
+class SyncFailed(Exception):
+    """An unexpected error inside a sync run; the message has every credential form masked."""
 
 
 def default_session(allow: AllowList, timeout_s: float) -> SafeSession:
@@ -89,8 +99,21 @@ async def sync_destination(
 
 
 async def _run(deps: SyncDeps, record: DestinationRecord, audience_id: str, trigger: str) -> dict[str, Any]:
-    destination = REGISTRY[record.type]
     credentials = deps.store.credentials(record)
+    try:
+        return await _sync(deps, record, credentials, audience_id, trigger)
+    except Exception as exc:
+        redactor = Redactor(credentials.values())
+        log.error(
+            "sync of %s failed:\n%s", record.id, redactor.scrub("".join(traceback.format_exception(exc)))
+        )
+        raise SyncFailed(redactor(f"{type(exc).__name__}: {exc}")) from None
+
+
+async def _sync(
+    deps: SyncDeps, record: DestinationRecord, credentials: Credentials, audience_id: str, trigger: str
+) -> dict[str, Any]:
+    destination = REGISTRY[record.type]
 
     async def persist(fresh: Credentials) -> None:
         await deps.store.save_credentials(record, fresh)

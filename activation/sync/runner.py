@@ -31,7 +31,6 @@ from activation.sync import runs, state
 from activation.sync.delivery import Delivery, RetriesExhausted
 from activation.sync.limits import RateLimiter
 from activation.sync.members import load_members
-from activation.sync.redact import redact
 from activation.sync.runs import DeadLetter, SyncRun
 from activation.sync.state import Pair
 from activation.sync.store import DestinationRecord
@@ -151,7 +150,7 @@ class SyncJob:
         log.warning("sync run %s: batch of %d %s failed: %s", self.run.id, len(members), change, reason)
 
     def _clean(self, text: str) -> str:
-        return redact(text, self.delivery.credentials.values())
+        return self.delivery.redactor(text)
 
     def summary(self) -> dict[str, Any]:
         keys = ("id", "destination_id", "audience_id", "status", "added", "removed", "failed", "duration_ms")

@@ -7,7 +7,7 @@ ApiError 400 naming every bad field. Credential *values* never appear in a messa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from activation.admin.errors import ApiError
@@ -104,3 +104,38 @@ def check_type_rules(kind: str, config: Mapping[str, Any], credentials: Credenti
     errors.update({f"credentials.{k}": v for k, v in destination.validate_credentials(credentials).items()})
     if errors:
         raise invalid(errors)
+
+
+def endpoint_keys(kind: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Config keys whose change moves an endpoint the destination contacts (`endpoint_urls`)."""
+    destination = REGISTRY[kind]
+    urls = destination.endpoint_urls(before)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if destination.endpoint_urls(after) == urls:
+        return []
+    alone = [k for k in changed if destination.endpoint_urls(_with_key(before, after, k)) != urls]
+    return alone or changed
+
+
+def _with_key(before: Mapping[str, Any], after: Mapping[str, Any], key: str) -> dict[str, Any]:
+    moved = {k: v for k, v in before.items() if k != key}
+    return {**moved, key: after[key]} if key in after else moved
+
+
+def require_reentered_credentials(
+    kind: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    stored: Collection[str],
+    changes: Mapping[str, str | None] | None,
+) -> None:
+    """Credentials are sent where the config points. Pointing it elsewhere needs every stored credential
+    re-entered (or removed) in the same request; otherwise an admin could send them to any host."""
+    moved = endpoint_keys(kind, before, after)
+    missing = sorted(set(stored) - set(changes or {}))
+    if not moved or not missing:
+        return
+    fields = {f"config.{k}": "changes where credentials are sent" for k in moved}
+    fields["credentials"] = f"must re-enter {', '.join(missing)} in the same request"
+    message = "changing where credentials are sent requires re-entering them"
+    raise ApiError(400, "credentials_required", message, fields)

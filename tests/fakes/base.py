@@ -4,6 +4,8 @@ Usage: `async with FakeHubSpot() as fake: ... fake.base_url ...`. Faults are que
 `fake.inject(kind, times=1, path="...")`; each matching request consumes one. Kinds every fake knows:
 `throttle`, `error500`, `hang` (until the server stops) and `auth_expired` (token fakes revoke every
 access token at once, so only a refreshed token works; key-based fakes answer 401 `times` times).
+The `echo` fault (param `form`: header, base64, basic, urlencoded, percent) answers with the platform's
+error shape quoting the credential the request presented, in that form, as careless platforms do.
 `fake.refuse(value)` makes the platform refuse one record (an identifier value as the platform sees
 it: a hash for Google and Meta, an email for Mailchimp and HubSpot, a profile id for webhooks) with
 that platform's own signal — a per-operation error, a counted invalid row, a per-member 400, or a
@@ -13,13 +15,16 @@ whole-request 400/422.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import secrets
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+import orjson
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +96,10 @@ class FakeServer:
         return web.json_response({"error": "internal"}, status=500)
 
     def auth_error_response(self) -> web.StreamResponse:
+        raise NotImplementedError
+
+    def echo_response(self, text: str) -> web.StreamResponse:
+        """An error in the platform's shape whose message is `text`."""
         raise NotImplementedError
 
     async def custom_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
@@ -167,6 +176,9 @@ class FakeServer:
             return self.throttle_response(fault)
         if fault.kind == "auth_expired":
             return self.auth_error_response()
+        if fault.kind == "echo":
+            text = echo_text(request.headers.get("Authorization", ""), await request.read())
+            return self.echo_response(f"ECHO {fault.params['form']}: {text[fault.params['form']]}")
         return await self.custom_fault(fault, request)
 
     async def __aenter__(self) -> Self:
@@ -183,3 +195,22 @@ class FakeServer:
         self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+def echo_text(authorization: str, body: bytes) -> dict[str, str]:
+    """The presented credential (bearer token, Basic password or Meta's body `access_token`) in the
+    forms a platform might quote it in."""
+    scheme, _, value = authorization.partition(" ")
+    secret = value
+    if scheme == "Basic":
+        secret = base64.b64decode(value).decode().partition(":")[2]
+    elif not authorization:
+        parsed = orjson.loads(body) if body.startswith(b"{") else {}
+        secret = str(parsed.get("access_token", "")) if isinstance(parsed, dict) else ""
+    return {
+        "header": authorization or f"access_token={secret}",
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "basic": base64.b64encode(f"magpie:{secret}".encode()).decode(),
+        "urlencoded": urllib.parse.quote_plus(f"magpie:{secret}"),
+        "percent": "".join(f"%{byte:02X}" for byte in secret.encode()),
+    }

@@ -106,6 +106,10 @@ class FakeGoogleAds(FakeServer):
         entry = error_entry("authenticationError", "OAUTH_TOKEN_EXPIRED", "Authentication token expired.")
         return ads_error(401, "UNAUTHENTICATED", [entry], "Request had invalid authentication credentials.")
 
+    def echo_response(self, text: str) -> web.StreamResponse:
+        entry = error_entry("authorizationError", "USER_PERMISSION_DENIED", text)
+        return ads_error(403, "PERMISSION_DENIED", [entry], text)
+
     async def custom_fault(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
         if fault.kind == "concurrent_modification":
             entry = error_entry(

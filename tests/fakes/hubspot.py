@@ -80,6 +80,9 @@ class FakeHubSpot(FakeServer):
     def server_error_response(self) -> web.StreamResponse:
         return hs_error(500, "INTERNAL_ERROR", "internal error")
 
+    def echo_response(self, text: str) -> web.StreamResponse:
+        return hs_error(403, "MISSING_SCOPES", text)
+
     def auth_error_response(self) -> web.StreamResponse:
         message = "The OAuth token used to make this call expired 2 minute(s) ago."
         return hs_error(

@@ -81,6 +81,9 @@ class FakeMailchimp(FakeServer):
     def server_error_response(self) -> web.StreamResponse:
         return problem(500, "Internal Server Error", "An unexpected internal error has occurred.")
 
+    def echo_response(self, text: str) -> web.StreamResponse:
+        return problem(400, "Invalid Resource", text)
+
     def auth_error_response(self) -> web.StreamResponse:
         return problem(
             401,

@@ -83,6 +83,9 @@ class FakeMeta(FakeServer):
         message = "An unexpected error has occurred. Please retry your request later."
         return graph_error(500, 2, message, is_transient=True)
 
+    def echo_response(self, text: str) -> web.StreamResponse:
+        return graph_error(400, 200, text, kind="OAuthException")
+
     def auth_error_response(self) -> web.StreamResponse:
         return graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
 

@@ -51,6 +51,9 @@ class FakeWebhookReceiver(FakeServer):
     def server_error_response(self) -> web.StreamResponse:
         return web.json_response({"error": "receiver failed"}, status=500)
 
+    def echo_response(self, text: str) -> web.StreamResponse:
+        return web.json_response({"error": text}, status=422)
+
     def auth_error_response(self) -> web.StreamResponse:
         return web.json_response({"error": "unauthorised"}, status=401)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import urllib.parse
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from activation.sync import engine
 from activation.sync.engine import sync_destination
 from tests.activation.sync.conftest import Api, Fakes, World
 
@@ -130,3 +132,71 @@ async def test_a_canary_credential_never_leaks(
     assert _clickhouse_text(ch, canary) == [] and _clickhouse_text(ch, encoded) == []
     assert {"sync_state", "sync_runs", "audiences"} <= set(_clickhouse_text(ch, world.ns))  # the probe works
     assert "sync run" in caplog.text
+
+
+def derived_forms(canary: str) -> list[str]:
+    """The canary as a careless platform might echo it back."""
+    b64 = base64.b64encode
+    forms = [canary, b64(canary.encode()).decode(), b64(f"magpie:{canary}".encode()).decode()]
+    forms += [b64(f"magpie:{canary}-us6".encode()).decode()[:24], urllib.parse.quote_plus(f"magpie:{canary}")]
+    forms += ["".join(f"%{b:02X}" for b in canary.encode()), "".join(f"%{b:02x}" for b in canary.encode())]
+    return forms
+
+
+@pytest.mark.parametrize("form", ["header", "base64", "basic", "urlencoded", "percent"])
+async def test_a_credential_echoed_back_by_a_platform_is_masked_everywhere(
+    form: str,
+    api: Api,
+    fakes: Fakes,
+    world: World,
+    ctx: dict[str, Any],
+    ch: Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    canary = "canary" + secrets.token_hex(12)
+    creds = canary_credentials(fakes, canary)
+    world.people(range(1, 4))
+    audience_id, _ = world.audience()
+    world.change(audience_id, [world.pid(n) for n in range(1, 4)], "entered")
+    texts: list[str] = []
+    for kind in ("google_ads", "meta", "mailchimp", "hubspot"):
+        config = fakes.setups()[kind][0]
+        body = {"type": kind, "name": kind, "config": config, "credentials": creds[kind]}
+        dest_id = (await api.call("POST", BASE, json=body)).json()["id"]
+        fake = {"google_ads": fakes.google, "meta": fakes.meta}.get(kind) or getattr(fakes, kind)
+        fake.inject("echo", times=None, form=form)
+        tested = await api.call("POST", f"{BASE}/{dest_id}/test")
+        assert tested.json()["ok"] is False and "ECHO" in tested.text, tested.text
+        result = await sync_destination(ctx, dest_id, audience_id)
+        assert result["status"] in ("failed", "partial") and result["failed"] == 3, result
+        run = await api.call("GET", f"/admin/v1/syncs/{result['id']}")
+        assert "ECHO" in run.text and "***" in run.text, run.text  # the echo reached the stored errors
+        texts += [tested.text, run.text, repr(result)]
+    texts.append((await api.call("GET", f"/admin/v1/syncs?audience_id={audience_id}")).text)
+    for needle in derived_forms(canary):
+        assert not [t for t in texts if needle in t], needle
+        assert needle not in caplog.text
+        assert _clickhouse_text(ch, needle) == []
+
+
+async def test_an_unexpected_error_inside_a_sync_is_logged_and_raised_masked(
+    fakes: Fakes, world: World, ctx: dict[str, Any], caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    canary = "canary" + secrets.token_hex(12)
+    creds = canary_credentials(fakes, canary)
+    dest_id = await world.destination("hubspot", (fakes.setups()["hubspot"][0], creds["hubspot"]))
+    audience_id, _ = world.audience()
+
+    async def broken(db: Any, audience_id: str) -> str:
+        header = base64.b64encode(f"magpie:{canary}".encode()).decode()
+        raise ValueError(f"bug while echoing token={canary} auth=Basic {header}")
+
+    monkeypatch.setattr(engine, "audience_key", broken)
+    with pytest.raises(engine.SyncFailed) as info:
+        await sync_destination(ctx, dest_id, audience_id)
+    assert str(info.value).startswith("ValueError: bug while echoing token=***")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert "Traceback" in caplog.text and "broken" in caplog.text  # the log keeps the traceback ...
+    for needle in derived_forms(canary):
+        assert needle not in caplog.text and needle not in str(info.value)  # ... masked

@@ -157,3 +157,40 @@ async def test_manual_trigger_and_run_listing(api: Api, fakes: Fakes, world: Wor
     assert (await api.call("GET", "/admin/v1/syncs/run_nope")).status_code == 404
     listed = await api.call("GET", f"/admin/v1/syncs?destination_id={dest_id}")
     assert listed.json() == {"data": [], "next_cursor": None}
+
+
+async def test_moving_where_credentials_go_requires_re_entering_them(api: Api, fakes: Fakes) -> None:
+    config, credentials = fakes.setups()["google_ads"]
+    body = {"type": "google_ads", "name": "Ads", "config": config, "credentials": credentials}
+    dest_id = (await api.call("POST", BASE, json=body)).json()["id"]
+    elsewhere = "http://127.0.0.1:9"  # allow-listed: only the credential rule can refuse it
+
+    for key in ("base_url", "token_url"):
+        moved = await api.call("PATCH", f"{BASE}/{dest_id}", json={"config": {**config, key: elsewhere}})
+        error = moved.json()["error"]
+        assert moved.status_code == 400 and error["code"] == "credentials_required", moved.text
+        assert set(error["fields"]) == {f"config.{key}", "credentials"}
+        assert "client_secret" in error["fields"]["credentials"]
+    partly = await api.call(
+        "PATCH",
+        f"{BASE}/{dest_id}",
+        json={"config": {**config, "base_url": elsewhere}, "credentials": {"access_token": "new"}},
+    )
+    assert partly.status_code == 400 and "refresh_token" in partly.json()["error"]["fields"]["credentials"]
+    unchanged = await api.call("GET", f"{BASE}/{dest_id}")
+    assert unchanged.json()["config"]["base_url"] == config["base_url"]
+
+    renamed = await api.call("PATCH", f"{BASE}/{dest_id}", json={"config": {**config, "api_version": "v24"}})
+    assert renamed.status_code == 200, renamed.text
+    fresh = {**credentials, "access_token": "access-2", "client_secret": None}
+    moved = await api.call(
+        "PATCH", f"{BASE}/{dest_id}", json={"config": {**config, "base_url": elsewhere}, "credentials": fresh}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["config"]["base_url"] == elsewhere
+    assert "client_secret" not in moved.json()["credential_names"]
+
+    hook = (await api.call("POST", BASE, json=webhook_body(fakes))).json()["id"]
+    other_hook = {"url": fakes.webhook.url + "/other"}
+    assert (await api.call("PATCH", f"{BASE}/{hook}", json={"config": other_hook})).status_code == 400
+    assert (await api.call("PATCH", f"{BASE}/{hook}", json={"name": "still fine"})).status_code == 200
