@@ -8,6 +8,10 @@ A connection moves through phases, each with its own deadline:
 - body: from the end of the head until the whole body has arrived, else 408 and close.
 - idle: between a response and the next request, uvicorn's own keep-alive timer (`timeout_keep_alive`).
 
+And one more for slow readers: a response stalled because the client stops reading (the write buffer
+stays over its high-water mark) for `send_timeout_s` is abandoned and the connection aborted, so a
+client cannot pin a request task and megabytes of buffers by pipelining requests and never reading.
+
 The fast path stays cheap: one timer handle per connection, moved lazily. A phase change only writes
 the new deadline; when the timer fires early it re-arms for what is left. The clock never blames the
 client while the server holds the connection (reading paused behind a pipelined request, or the app
@@ -23,7 +27,8 @@ from typing import Any, ClassVar, Literal
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from magpie.settings import Settings
@@ -36,6 +41,7 @@ _SLACK_S = 0.001  # a timer firing this close to its deadline counts as on time
 class ClientLimits:
     header_timeout_s: float = 10
     body_timeout_s: float = 30
+    send_timeout_s: float = 30
     max_header_bytes: int = 16384
 
 
@@ -79,6 +85,8 @@ class SlowClientProtocol(HttpToolsProtocol):
         self._head_parsed = 0  # bytes of URL and headers the parser has handed over
         self._head_streamed = 0  # bytes of chunks that were wholly inside the current head
         self._too_large = False
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._running: RequestResponseCycle | None = None  # the request whose app task runs
 
     # --- deadlines ---------------------------------------------------------------------------
     def _timeout_s(self, phase: Phase) -> float:
@@ -144,10 +152,38 @@ class SlowClientProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._send_timer = None
+        running = self._running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            # uvicorn tells only the newest request; one running ahead of pipelined ones must hear too,
+            # or its pending send() writes to the closed transport.
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.limits.send_timeout_s, self._on_send_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _on_send_stalled(self) -> None:
+        self._send_timer = None
+        if self.flow.write_paused:
+            self.logger.debug("%s: response not read in time; aborting", self.client)
+            self.transport.abort()  # close() would wait for the unread buffer to drain
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -219,6 +255,7 @@ def client_limits(settings: Settings) -> ClientLimits:
     return ClientLimits(
         header_timeout_s=settings.header_timeout_s,
         body_timeout_s=settings.body_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
         max_header_bytes=settings.max_header_bytes,
     )
 

@@ -38,6 +38,7 @@ class Settings:
     log_level: str = "info"
     header_timeout_s: int = 10
     body_timeout_s: int = 30
+    send_timeout_s: int = 30
     keepalive_timeout_s: int = 5
     max_header_bytes: int = 16384
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -111,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("MAGPIE_LOG_LEVEL", "info"),
         header_timeout_s=_int(env, "MAGPIE_HEADER_TIMEOUT_S", 10, 1, 3600),
         body_timeout_s=_int(env, "MAGPIE_BODY_TIMEOUT_S", 30, 1, 3600),
+        send_timeout_s=_int(env, "MAGPIE_SEND_TIMEOUT_S", 30, 1, 3600),
         keepalive_timeout_s=_int(env, "MAGPIE_KEEPALIVE_TIMEOUT_S", 5, 1, 3600),
         max_header_bytes=_int(env, "MAGPIE_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
     )

@@ -1,6 +1,6 @@
 """Slow and idle clients against the real `magpie serve` (magpie/http_protocol.py): header and body
 deadlines, idle keep-alive reaping, the request-head size cap, and healthy latency under 200 slow
-connections. Deadlines are short here (2 s head and body, 1 s idle) so the tests stay quick."""
+connections, and slow readers. Deadlines are short here (2 s head, body and send, 1 s idle) so the tests stay quick."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 
 from tests.server import ServerProcess
 
-HEAD_S, BODY_S, IDLE_S = 2, 2, 1
+HEAD_S, BODY_S, SEND_S, IDLE_S = 2, 2, 2, 1
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,6 +38,7 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         tmp_path_factory.mktemp("slow") / "data",
         MAGPIE_HEADER_TIMEOUT_S=str(HEAD_S),
         MAGPIE_BODY_TIMEOUT_S=str(BODY_S),
+        MAGPIE_SEND_TIMEOUT_S=str(SEND_S),
         MAGPIE_KEEPALIVE_TIMEOUT_S=str(IDLE_S),
         MAGPIE_MAX_HEADER_BYTES="16384",
     ).start()
@@ -85,7 +86,7 @@ def _drip(sock: socket.socket, payload: bytes, interval_s: float, give_up_s: flo
                 received += chunk
         except (BrokenPipeError, ConnectionResetError):
             return received, time.monotonic()
-        assert time.monotonic() < give_up_at, f"still open after {give_up_s}s; got {received!r}"
+        assert time.monotonic() < give_up_at, f"still open after {give_up_s}s; got {received[:200]!r}"
     raise AssertionError("unreachable")
 
 
@@ -101,7 +102,7 @@ def _wait_closed(sock: socket.socket, give_up_s: float) -> tuple[bytes, float]:
             if not chunk:
                 return received, time.monotonic()
             received += chunk
-    raise AssertionError(f"still open after {give_up_s}s; got {received!r}")
+    raise AssertionError(f"still open after {give_up_s}s; got {received[:200]!r}")
 
 
 def _read_response(sock: socket.socket) -> tuple[int, bytes]:
@@ -113,7 +114,9 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    length = next(int(v) for k, _, v in (h.partition(b":") for h in lines[1:]) if k.lower() == b"content-length")
+    length = next(
+        int(v) for k, _, v in (h.partition(b":") for h in lines[1:]) if k.lower() == b"content-length"
+    )
     while len(rest) < length:
         rest += sock.recv(65536)
     assert len(rest) == length, "more bytes than one response"
@@ -137,7 +140,9 @@ def test_a_silent_connection_is_closed_after_the_header_deadline(strict: ServerP
     assert HEAD_S - 0.2 <= closed_at - started <= HEAD_S + 3
 
 
-def test_a_trickled_body_is_answered_408_after_the_body_deadline(strict: ServerProcess, write_key: str) -> None:
+def test_a_trickled_body_is_answered_408_after_the_body_deadline(
+    strict: ServerProcess, write_key: str
+) -> None:
     sock = _connect(strict)
     sock.sendall(_track_head(write_key, 10_000))
     started = time.monotonic()
@@ -166,7 +171,9 @@ def test_an_idle_keep_alive_connection_is_reaped(strict: ServerProcess) -> None:
     assert IDLE_S - 0.2 <= closed_at - answered <= IDLE_S + 3
 
 
-def test_keep_alive_and_pipelined_requests_outlive_the_deadlines(strict: ServerProcess, write_key: str) -> None:
+def test_keep_alive_and_pipelined_requests_outlive_the_deadlines(
+    strict: ServerProcess, write_key: str
+) -> None:
     """Each request gets its own deadlines: a connection busy for longer than them in total stays up."""
     with _connect(strict) as sock:
         started = time.monotonic()
@@ -178,6 +185,19 @@ def test_keep_alive_and_pipelined_requests_outlive_the_deadlines(strict: ServerP
         bodies = [_track_body() for _ in range(3)]
         sock.sendall(b"".join(_track_head(write_key, len(b)) + b for b in bodies))
         assert [_read_response(sock)[0] for _ in bodies] == [200, 200, 200]
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_send_deadline(strict: ServerProcess) -> None:
+    """1000 pipelined requests for the 9 KB tag, nothing read: the stalled responses are abandoned."""
+    count = 1000
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", strict.port))
+        sock.sendall(b"GET /tag.js HTTP/1.1\r\nHost: magpie\r\n\r\n" * count)
+        time.sleep(SEND_S + 2)
+        received, _ = _wait_closed(sock, give_up_s=30)
+    assert 0 < received.count(b"HTTP/1.1 200 ") < count
 
 
 def test_a_64_kib_header_is_answered_431(strict: ServerProcess) -> None:
@@ -258,7 +278,9 @@ def _latencies_ms(client: httpx.Client, write_key: str, count: int) -> list[floa
     for _ in range(count):
         body = _track_body()
         started = time.perf_counter()
-        response = client.post("/v1/track", content=body, headers={**auth, "Content-Type": "application/json"})
+        response = client.post(
+            "/v1/track", content=body, headers={**auth, "Content-Type": "application/json"}
+        )
         out.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.text
     return out
