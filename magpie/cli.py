@@ -13,13 +13,21 @@ from magpie.http_protocol import uvicorn_config
 from magpie.server import PARTS, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
-COMMANDS = ("serve", "collector", "api", "worker", "migrate")
+COMMANDS = ("serve", "collector", "api", "worker", "migrate", "clickhouse")
 
 
 def _serve(settings: Settings, parts: frozenset[str]) -> None:
     app = App(settings, parts)
     config = uvicorn_config(settings, app.asgi)
     uvicorn.Server(config).run()
+
+
+def _clickhouse(settings: Settings) -> int:
+    from clickhouse.server import ServerConfig, serve
+
+    host, port, password = settings.clickhouse_host, settings.clickhouse_port, settings.clickhouse_password
+    data_path = settings.data_dir / "clickhouse"
+    return serve(ServerConfig(data_path, host, port, password, settings.log_level))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.command == "clickhouse":
+        return _clickhouse(settings)
     if args.command == "migrate":
         applied = migrate(clickhouse_target(settings))
         print(f"applied migrations: {applied or 'none pending'}")
