@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from magpie.settings import ConfigError, load_settings
 from tests.server import ServerProcess
 
 HEAD_S, BODY_S, SEND_S, IDLE_S = 2, 2, 2, 1
@@ -50,6 +51,21 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def write_key(strict: ServerProcess) -> str:
     return str(strict.create_source("slow-clients")["write_key"])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MAGPIE_HEADER_TIMEOUT_S", "0"),
+        ("MAGPIE_BODY_TIMEOUT_S", "soon"),
+        ("MAGPIE_SEND_TIMEOUT_S", "-1"),
+        ("MAGPIE_KEEPALIVE_TIMEOUT_S", "7200"),
+        ("MAGPIE_MAX_HEADER_BYTES", "100"),
+    ],
+)
+def test_bad_limits_are_configuration_errors(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        load_settings({variable: value})
 
 
 def _auth(write_key: str) -> bytes:
