@@ -86,7 +86,8 @@ class _Handlers:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return error(413, "too_large", f"at most {MAX_BODY_BYTES} bytes per import")
-        records, rejected = parse_records(body, request.headers.get("content-type", ""))
+        region = (await self.run(store.read_rules)).default_phone_region
+        records, rejected = parse_records(body, request.headers.get("content-type", ""), region)
         batch_id = request.query_params.get("batch_id") or hashlib.sha256(body).hexdigest()[:16]
         summary = await self.run(proposals.import_records, records, batch_id, datetime.now(UTC))
         rejected_items = [{"index": r.index, "reason": r.reason} for r in rejected]

@@ -20,7 +20,8 @@ from starlette.routing import BaseRoute, Route
 from activation.admin.errors import ApiError, json_response
 from activation.identity import reads
 from activation.identity.cache import ProfileCache
-from activation.identity.identifiers import Identifier, parse_identifier
+from activation.identity.identifiers import Identifier, identifier_problem, parse_identifier
+from activation.identity.store import read_rules
 
 ChProvider = Callable[[], Client]
 Enqueue = Callable[[str, str], Awaitable[Any]]
@@ -53,13 +54,17 @@ class _Handlers:
         denied = await self.require(request, READ_SCOPE)
         if denied is not None:
             return denied
-        identifier = parse_identifier(request.path_params["key"])
+        key = request.path_params["key"]
+        identifier = parse_identifier(key)
+        if identifier is None and key.startswith("phone:"):  # maybe a national number: the rules say
+            rules = await asyncio.to_thread(read_rules, self.ch_provider())
+            identifier = parse_identifier(key, rules.default_phone_region)
         if identifier is None:
-            fields = {
-                "key": "type is user_id, anonymous_id, email, phone, device_id, advertising_id, "
-                "group_id, record or ext:<name>"
-            }
-            return error(400, "invalid_identifier", "expected {type}:{value} with a known type", fields)
+            problem = identifier_problem(key)
+            message = (
+                problem if problem.startswith("not a valid") else "expected {type}:{value} with a known type"
+            )
+            return error(400, "invalid_identifier", message, {"key": problem})
         return identifier
 
     async def resolve(self, request: Request) -> str | Response:

@@ -5,6 +5,12 @@ identifiers), never arrival order, so the same set of links always yields the sa
 Each link joins its highest-priority identifier (the anchor) to each of its other identifiers; a
 join that would break a rule (type limit, profile size, an unmerge split) is refused and recorded
 as a conflict with its evidence. A profile's id derives from its canonical identifier.
+
+An `alias` is an explicit instruction (Segment's semantics: "this previousId and this userId are
+the same person"), so its joins are not held to the per-type limits: an alias from an old userId
+to a new one merges the two even though `user_id` allows one per profile. Unmerge splits and
+`max_profile_identifiers` still refuse it, and the rule `alias_overrides_limits: false` puts
+aliases back under the limits like any other link.
 """
 
 from __future__ import annotations
@@ -109,9 +115,10 @@ class _Forest:
             self.parent[node], node = root, self.parent[node]
         return root
 
-    def violation(self, a: _Component, b: _Component) -> str:
+    def violation(self, a: _Component, b: _Component, explicit: bool = False) -> str:
+        """The rule a join of `a` and `b` breaks ('' for none); explicit joins skip the type limits."""
         for type_, count in b.counts.items():
-            limit = self.rules.limit(type_)
+            limit = 0 if explicit else self.rules.limit(type_)
             if limit and a.counts.get(type_, 0) + count > limit:
                 return f"limit:{type_}"
         if a.size + b.size > self.rules.max_profile_identifiers:
@@ -181,7 +188,7 @@ def _join(forest: _Forest, link: Link, anchor: Identifier, other: Identifier) ->
     if ra == rb:
         return None
     a, b = forest.comp[ra], forest.comp[rb]
-    rule = forest.violation(a, b)
+    rule = forest.violation(a, b, explicit=link.kind == "alias" and forest.rules.alias_overrides_limits)
     evidence = Evidence(
         anchor, other, rule or link.kind, link.message_id, link.source_id, link.timestamp, link.kind
     )

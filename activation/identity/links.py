@@ -14,7 +14,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.graph import Link
-from activation.identity.identifiers import ALIAS_TYPE, GROUP_TYPE, Identifier
+from activation.identity.identifiers import ALIAS_TYPE, GROUP_TYPE, PHONE_REGIONS, Identifier
 from activation.identity.rules import Rules
 
 _WS = "' \\t\\n\\r\\x0B\\x0C'"
@@ -25,8 +25,14 @@ _EMAIL = (
     f"lowerUTF8({_TRIM}), '')"
 )
 _PHONE_DIGITS = f"replaceRegexpAll({_TRIM}, '[\\\\s().\\\\-/]', '')"
+_NATIONAL = (
+    f"if({{{{trunk:String}}}} != '' AND startsWith({_PHONE_DIGITS}, {{{{trunk:String}}}}), "
+    f"substring({_PHONE_DIGITS}, length({{{{trunk:String}}}}) + 1), {_PHONE_DIGITS})"
+)
 _PHONE_PLUS = (
-    f"if(startsWith({_PHONE_DIGITS}, '00'), concat('+', substring({_PHONE_DIGITS}, 3)), {_PHONE_DIGITS})"
+    f"multiIf(startsWith({_PHONE_DIGITS}, '00'), concat('+', substring({_PHONE_DIGITS}, 3)), "
+    f"{{{{calling_code:String}}}} != '' AND match({_PHONE_DIGITS}, '^[0-9]'), "
+    f"concat('+', {{{{calling_code:String}}}}, {_NATIONAL}), {_PHONE_DIGITS})"
 )
 _PHONE = f"if(match({_PHONE_PLUS}, '^\\\\+[1-9][0-9]{{{{6,14}}}}$'), {_PHONE_PLUS}, '')"
 _TRAIT = (
@@ -81,9 +87,16 @@ _PAIRS = "Array(Tuple(String, String))"
 _LINK_COLUMNS = "ids, min((timestamp, message_id, source_id, kind)) AS ev"
 
 
-def extract_links(ch: Client, since: datetime, until: datetime) -> None:
+def phone_params(region: str) -> dict[str, str]:
+    """The parameters IDS_SQL needs: national phone numbers are read as numbers of `region`."""
+    code, trunk = PHONE_REGIONS.get(region, ("", ""))
+    return {"calling_code": code, "trunk": trunk}
+
+
+def extract_links(ch: Client, since: datetime, until: datetime, rules: Rules) -> None:
     """Store the identifier sets of events inserted in (since, until]."""
-    ch.command(_EXTRACT, parameters={"since": since, "until": until})
+    params = {"since": since, "until": until, **phone_params(rules.default_phone_region)}
+    ch.command(_EXTRACT, parameters=params)
 
 
 def insert_links(ch: Client, links: Iterable[Link]) -> None:

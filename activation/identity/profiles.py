@@ -7,8 +7,11 @@ never count either way, so one backend event cannot turn a browser customer into
 profile seen only from servers is not a bot. Individual bot events are still left out of audiences.
 
 Each recompute writes fresh rows at version `v + 1` for the profiles in scope, then tombstones
-(at version `v`) whatever those profiles held before and no longer have — readers never see a
-profile without its traits in between. Scope None means every profile (full restitch).
+(at version `v`) whatever those profiles held before and no longer have. The `profiles` row is
+written after the traits and computed traits: it marks a profile as complete, and readers
+(`reads.lookup`) only hand out profiles that have it, so a profile is never seen half-written
+(say, just after a merge moved its identifiers to a new profile id, before its traits are
+written). Scope None means every profile (full restitch).
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
 
-_EVENT_COLS = (
-    "type, event, timestamp, message_id, source_id, traits, context, properties, is_bot, user_agent"
-)
+_EVENT_COLS = "type, event, timestamp, message_id, source_id, traits, context, properties, is_bot, user_agent"
 _MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}')"
 _SCOPED_EVENTS = f"""
 SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id, {_EVENT_COLS}
@@ -98,7 +99,6 @@ def recompute(
         return
     events = _ALL_EVENTS if scope is None else _SCOPED_EVENTS
     params: dict[str, object] = {"v": version, "p": scope or []}
-    ch.command(_PROFILES.replace("EVENTS", events), parameters=params)
     record_scope = "1" if scope is None else "m.profile_id IN {p:Array(String)}"
     ch.command(_TRAITS.replace("EVENTS", events).replace("SCOPE", record_scope), parameters=params)
     for definition in definitions:
@@ -114,6 +114,7 @@ def recompute(
             "since": since,
         }
         ch.command(sql, parameters={**params, **extra})
+    ch.command(_PROFILES.replace("EVENTS", events), parameters=params)  # last: the profile is complete
     for table, cols in _TOMBSTONES.items():
         _tombstone(ch, table, cols, scope, version)
 

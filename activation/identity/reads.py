@@ -17,9 +17,19 @@ from activation.audiences.membership import profile_audiences
 from activation.identity.identifiers import Identifier
 from activation.identity.store import read_members
 
+# The newest mapping of the identifier to a complete profile (one with its `profiles` row, written
+# after its traits): while a stitch moves the identifier to a new profile, the old one is served.
 _LOOKUP = """
-SELECT argMax(profile_id, version), argMax(deleted, version) FROM identity_map
-WHERE identifier_type = {t:String} AND identifier_value = {v:String}
+SELECT argMax(m.profile_id, m.version), argMax(m.deleted, m.version)
+FROM (SELECT profile_id, version, deleted FROM identity_map
+      WHERE identifier_type = {t:String} AND identifier_value = {v:String}) AS m
+INNER JOIN (SELECT profile_id FROM profiles
+            WHERE profile_id IN (SELECT profile_id FROM identity_map
+                                 WHERE identifier_type = {t:String} AND identifier_value = {v:String})
+            GROUP BY profile_id HAVING argMax(deleted, version) = 0) AS live ON live.profile_id = m.profile_id
+CROSS JOIN (SELECT argMax(deleted, version) AS d FROM identity_map
+            WHERE identifier_type = {t:String} AND identifier_value = {v:String}) AS newest
+WHERE newest.d = 0
 """
 _DOCUMENT = """
 SELECT 't', trait, argMax(value, version), argMax(source_id, version), toString(argMax(updated_at, version))
@@ -63,7 +73,7 @@ _FAR_FUTURE = datetime(2200, 1, 1)
 
 
 def lookup(ch: Client, identifier: Identifier) -> str:
-    """The profile an identifier belongs to, or ''."""
+    """The complete profile an identifier belongs to, or '' (unknown, deleted, not yet written)."""
     rows = ch.query(_LOOKUP, parameters={"t": identifier.type, "v": identifier.value}).result_rows
     return str(rows[0][0]) if rows and rows[0][0] and not rows[0][1] else ""
 

@@ -39,8 +39,11 @@ class Rejected:
     reason: str
 
 
-def parse_records(body: bytes, content_type: str) -> tuple[list[ImportRecord], list[Rejected]]:
-    """Records and the rejected lines (index, reason) of a JSON-lines or CSV body."""
+def parse_records(
+    body: bytes, content_type: str, phone_region: str = ""
+) -> tuple[list[ImportRecord], list[Rejected]]:
+    """Records and the rejected lines (index, reason) of a JSON-lines or CSV body (national phone
+    numbers read as numbers of `phone_region`, the rules' `default_phone_region`)."""
     raw = _csv_rows(body) if "csv" in content_type else _json_rows(body)
     records, rejected = [], []
     for index, row in enumerate(raw[: MAX_RECORDS + 1]):
@@ -50,7 +53,7 @@ def parse_records(body: bytes, content_type: str) -> tuple[list[ImportRecord], l
         if not isinstance(row, dict):
             rejected.append(Rejected(index, "not an object"))
             continue
-        record = record_from_row(row)
+        record = record_from_row(row, phone_region)
         if record is None:
             rejected.append(Rejected(index, "no identifier and no traits"))
         else:
@@ -58,14 +61,14 @@ def parse_records(body: bytes, content_type: str) -> tuple[list[ImportRecord], l
     return records, rejected
 
 
-def record_from_row(row: dict[str, Any]) -> ImportRecord | None:
+def record_from_row(row: dict[str, Any], phone_region: str = "") -> ImportRecord | None:
     traits = dict(row.get("traits") or {}) if isinstance(row.get("traits"), dict) else {}
     ids = []
     for key, value in row.items():
         if key in ("traits", "record_id") or value in (None, ""):
             continue
         if key in _ID_COLUMNS or key.startswith(EXTERNAL_PREFIX):
-            normalised = normalise(key, str(value))
+            normalised = normalise(key, str(value), phone_region)
             if normalised:
                 ids.append(Identifier(key, normalised))
         if key not in ("user_id", "anonymous_id") and not key.startswith(EXTERNAL_PREFIX):

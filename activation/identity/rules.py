@@ -1,4 +1,7 @@
-"""Identity rules: blocked values, per-type limits, priority order, profile size cap, fuzzy thresholds.
+"""Identity rules: blocked values, per-type limits, priority order, profile size cap, fuzzy thresholds,
+whether an alias may merge past the per-type limits (`alias_overrides_limits`, default true: an
+alias is an explicit instruction, see graph.py) and the region of national phone numbers
+(`default_phone_region`, e.g. "GB": `07700 900123` is stored as `+447700900123`).
 
 Rules are plain data, validated when built from a JSON document (the admin API stores one).
 """
@@ -11,7 +14,13 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from activation.identity.identifiers import EXTERNAL_PREFIX, PERSON_TYPES, Identifier, is_known_type
+from activation.identity.identifiers import (
+    EXTERNAL_PREFIX,
+    PERSON_TYPES,
+    PHONE_REGIONS,
+    Identifier,
+    is_known_type,
+)
 
 DEFAULT_BLOCKED = (
     "null",
@@ -58,6 +67,8 @@ class Rules:
     max_profile_identifiers: int = 1000
     fuzzy_propose_threshold: float = 80.0
     fuzzy_auto_threshold: float = 97.0
+    alias_overrides_limits: bool = True
+    default_phone_region: str = ""
 
     def is_blocked(self, identifier: Identifier) -> bool:
         value = identifier.value
@@ -98,6 +109,8 @@ class Rules:
             "max_profile_identifiers": self.max_profile_identifiers,
             "fuzzy_propose_threshold": self.fuzzy_propose_threshold,
             "fuzzy_auto_threshold": self.fuzzy_auto_threshold,
+            "alias_overrides_limits": self.alias_overrides_limits,
+            "default_phone_region": self.default_phone_region,
         }
 
 
@@ -160,6 +173,16 @@ def _check_score(raw: Any) -> tuple[Any, str]:
     return (float(raw), "") if ok else (None, "must be a number 0..100")
 
 
+def _check_flag(raw: Any) -> tuple[Any, str]:
+    return (raw, "") if isinstance(raw, bool) else (None, "must be true or false")
+
+
+def _check_region(raw: Any) -> tuple[Any, str]:
+    if raw == "" or (isinstance(raw, str) and raw.upper() in PHONE_REGIONS):
+        return raw.upper(), ""
+    return None, f"a region code ({', '.join(sorted(PHONE_REGIONS))}) or '' for none"
+
+
 _CHECKS = {
     "blocked_values": _check_blocked,
     "limits": _check_limits,
@@ -167,4 +190,6 @@ _CHECKS = {
     "max_profile_identifiers": _check_int,
     "fuzzy_propose_threshold": _check_score,
     "fuzzy_auto_threshold": _check_score,
+    "alias_overrides_limits": _check_flag,
+    "default_phone_region": _check_region,
 }

@@ -67,10 +67,10 @@ def stitch_incremental(
     started = time.perf_counter()
     mark, links_mark = _read_watermark(ch)
     since = mark - timedelta(seconds=overlap_s)
-    link_store.extract_links(ch, since, now)
+    rules = store.read_rules(ch)
+    link_store.extract_links(ch, since, now, rules)
     links_until = link_store.links_high_mark(ch)
     seeds = link_store.new_link_ids(ch, links_mark, links_until)
-    rules = store.read_rules(ch)
     links = link_store.component_links(ch, seeds, rules, max_component) if seeds else []
     if links is None:
         return stitch_full(ch, now)
@@ -93,10 +93,11 @@ def stitch_incremental(
 def stitch_full(ch: Client, now: datetime) -> StitchReport:
     """Restitch every link (after a rules change, an unmerge of many, or a huge component)."""
     started = time.perf_counter()
-    link_store.extract_links(ch, EPOCH, now)
+    rules = store.read_rules(ch)
+    link_store.extract_links(ch, EPOCH, now, rules)
     links_until = link_store.links_high_mark(ch)
     links = link_store.all_links(ch)
-    stitched = stitch(links, store.read_rules(ch), store.read_splits(ch))
+    stitched = stitch(links, rules, store.read_splits(ch))
     old = store.read_mapping(ch)
     version = store.run_version()
     written = store.write_mapping(ch, old, stitched.mapping, version + 1)

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from activation.identity import admin, api
+from activation.identity import admin, api, store
 from activation.identity.jobs import STATUS_KEY, identity_stitch, stitch_status
 from activation.identity.stitching import stitch_incremental
 from tests.activation.identity.conftest import World
@@ -139,3 +139,30 @@ async def test_stitch_job_records_status_and_runs_once(world: World, redis_serve
     assert status["runs_failed"] == "1" and status["consecutive_failures"] == "1"
     await redis.delete(STATUS_KEY)
     await redis.aclose()
+
+
+async def test_a_malformed_phone_lookup_names_the_phone_type(
+    world: World, client: tuple[httpx.AsyncClient, list[tuple[str, str]]]
+) -> None:
+    http, _ = client
+    resp = await http.get("/v1/profiles/phone:not-a-number", headers=auth())
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["code"] == "invalid_identifier"
+    assert "phone" in error["message"] and "E.164" in error["fields"]["key"]
+    assert "type is user_id" not in error["fields"]["key"]
+    unknown = (await http.get("/v1/profiles/shoe_size:42", headers=auth())).json()["error"]
+    assert "type is user_id" in unknown["fields"]["key"]
+
+
+async def test_national_phone_lookup_with_the_default_region(
+    world: World, client: tuple[httpx.AsyncClient, list[tuple[str, str]]]
+) -> None:
+    http, _ = client
+    store.write_setting(world.ch, store.RULES_KEY, '{"default_phone_region": "GB"}', datetime.now(UTC))
+    world.insert(world.event("identify", 0, user="u1", traits={"phone": "07700 {p}", "plan": "pro"}))
+    stitch_incremental(world.ch, datetime.now(UTC))
+    for key in (f"phone:07700 {world.p}", f"phone:+447700{world.p}"):
+        resp = await http.get(f"/v1/profiles/{key}", headers=auth())
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["traits"]["plan"]["value"] == "pro"

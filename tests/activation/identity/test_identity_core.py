@@ -96,6 +96,32 @@ def test_normalise_phone(raw: str, expected: str) -> None:
     assert normalise_phone(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("07700 900123", "GB", "+447700900123"),
+        ("7700 900123", "GB", "+447700900123"),
+        ("+33 1 23 45 67 89", "GB", "+33123456789"),
+        ("0033 1 23 45 67 89", "GB", "+33123456789"),
+        ("(415) 555-0100", "US", "+14155550100"),
+        ("1-415-555-0100", "US", "+14155550100"),
+        ("06 1234 5678", "IT", "+390612345678"),
+        ("07700 900123", "", ""),
+        ("call me", "GB", ""),
+    ],
+)
+def test_national_numbers_take_the_default_region(raw: str, region: str, expected: str) -> None:
+    assert normalise_phone(raw, region) == expected
+
+
+def test_default_phone_region_is_a_rules_field() -> None:
+    assert rules_from_dict({"default_phone_region": "gb"}).default_phone_region == "GB"
+    assert rules_from_dict({}).to_dict()["default_phone_region"] == ""
+    with pytest.raises(RulesError) as info:
+        rules_from_dict({"default_phone_region": "Narnia", "alias_overrides_limits": "yes"})
+    assert set(info.value.fields) == {"default_phone_region", "alias_overrides_limits"}
+
+
 def test_parse_identifier() -> None:
     assert parse_identifier("email: A@B.com") == Identifier("email", "a@b.com")
     assert parse_identifier("ext:crm:42") == Identifier("ext:crm", "42")

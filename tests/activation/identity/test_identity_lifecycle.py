@@ -9,8 +9,8 @@ import orjson
 
 from activation.identity import reads, store
 from activation.identity.computed import ComputedTrait
-from activation.identity.identifiers import normalise_email, normalise_phone
-from activation.identity.links import IDS_SQL
+from activation.identity.identifiers import Identifier, normalise_email, normalise_phone
+from activation.identity.links import IDS_SQL, phone_params
 from activation.identity.proposals import decide, import_records, list_proposals
 from activation.identity.records import parse_records
 from activation.identity.stitching import stitch_full, stitch_incremental
@@ -142,18 +142,20 @@ def test_unmerge_by_identifiers(world: World) -> None:
 
 def test_sql_and_python_normalisation_agree(world: World) -> None:
     emails = ["  Foo@Example.COM ", "nope", "@x", "a@b", "ÉLAN@Exámple.com\t"]
-    phones = ["+1 (415) 555-0100", "0044 20 7946 0958", "4155550100", "+0123456789", "+1-415.555/0100"]
+    phones = ["+1 (415) 555-0100", "0044 20 7946 0958", "4155550100", "+0123456789", "07700 900123"]
     rows = [
         world.event("identify", i, user=f"n{i}", traits={"email": "!" + e, "phone": p})
         for i, (e, p) in enumerate(zip(emails, phones, strict=True))
     ]
     world.insert(*rows)
     sql = f"SELECT user_id, {IDS_SQL} FROM events WHERE startsWith(user_id, {{u:String}}) ORDER BY user_id"
-    got = world.ch.query(sql, parameters={"u": world.uid}).result_rows
-    for (_, ids), email, phone in zip(got, emails, phones, strict=True):
-        found = dict(ids)
-        assert found.get("email", "") == normalise_email(email)
-        assert found.get("phone", "") == normalise_phone(phone)
+    for region in ("", "GB", "US", "IT"):
+        params = {"u": world.uid, **phone_params(region)}
+        got = world.ch.query(sql, parameters=params).result_rows
+        for (_, ids), email, phone in zip(got, emails, phones, strict=True):
+            found = dict(ids)
+            assert found.get("email", "") == normalise_email(email)
+            assert found.get("phone", "") == normalise_phone(phone, region), (region, phone)
 
 
 def test_import_stitches_hard_ids_and_proposes_fuzzy_matches(world: World) -> None:
@@ -236,3 +238,46 @@ def test_one_backend_event_never_makes_a_browser_customer_a_bot(world: World) ->
     world.insert(*[world.event("track", 20 + i, user="shopper", event="Refund", is_bot=1) for i in range(5)])
     stitch_incremental(world.ch, now())
     assert not _is_bot(world, "shopper")
+
+
+class _Watched:
+    """A client that, after every write, reads the profile of each watched identifier the way the
+    Profile API does and keeps what it saw."""
+
+    def __init__(self, ch: Any, watched: list[Identifier]) -> None:
+        self.ch, self.watched, self.seen = ch, watched, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ch, name)
+
+    def _after_write(self) -> None:
+        for identifier in self.watched:
+            profile_id = reads.lookup(self.ch, identifier)
+            if profile_id:
+                self.seen.append(reads.profile_document(self.ch, profile_id)["traits"])
+
+    def insert(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.ch.insert(*args, **kwargs)
+        self._after_write()
+        return result
+
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        result = self.ch.command(sql, *args, **kwargs)
+        if sql.lstrip().upper().startswith("INSERT"):
+            self._after_write()
+        return result
+
+
+def test_the_profile_api_never_sees_a_half_written_profile(world: World) -> None:
+    """A merge moves identifiers to a new profile id: between the mapping and the traits writes,
+    a reader must get the old complete profile (or none yet), never one with `traits: {}`."""
+    world.insert(world.event("identify", 0, anon="a1", traits={"plan": "trial"}))
+    stitch_incremental(world.ch, now())
+    watched = [Identifier("anonymous_id", world.id("a1")), Identifier("user_id", world.id("u1"))]
+    client = _Watched(world.ch, watched)
+    world.insert(world.event("identify", 5, anon="a1", user="u1", traits={"plan": "pro"}))
+    stitch_incremental(client, now())  # type: ignore[arg-type]
+    assert client.seen, "the watcher never read a profile"
+    assert all(traits for traits in client.seen), client.seen
+    final = reads.profile_document(world.ch, reads.lookup(world.ch, watched[1]))
+    assert final["traits"]["plan"]["value"] == "pro"

@@ -96,11 +96,29 @@ SCENARIOS = [
         [[ev("alias", 0, prev="a1", user="u1"), ev("track", 1, anon="a1")]],
         [{"anonymous_id:a1", "user_id:u1"}],
     ),
+    S(  # an alias is an explicit instruction: it merges past the one-user_id limit
+        "alias_old_user_id_to_new_merges",
+        [[ev("identify", 0, user="u1", anon="a1"), ev("alias", 5, prev="u1", user="u2")]],
+        [{"user_id:u1", "user_id:u2", "anonymous_id:a1"}],
+    ),
+    S(  # ... but only the alias: a shared device still does not glue a third customer on
+        "alias_merge_does_not_open_the_limit_to_other_links",
+        [
+            [
+                ev("identify", 0, user="u1", anon="a1"),
+                ev("alias", 5, prev="u1", user="u2"),
+                ev("identify", 9, user="u3", anon="a1"),
+            ]
+        ],
+        [{"user_id:u1", "user_id:u2", "anonymous_id:a1"}, {"user_id:u3"}],
+        conflicts=1,
+    ),
     S(
-        "alias_two_user_ids_refused_by_default",
+        "alias_two_user_ids_refused_when_the_rule_says_so",
         [[ev("identify", 0, user="u1"), ev("alias", 5, prev="u1", user="u2")]],
         [{"user_id:u1"}, {"user_id:u2"}],
         conflicts=1,
+        rules={"alias_overrides_limits": False},
     ),
     S(
         "alias_chain",
@@ -178,6 +196,17 @@ SCENARIOS = [
             ]
         ],
         [{"user_id:u1", "email:foo@example.com", "anonymous_id:a2"}],
+    ),
+    S(  # with default_phone_region, a national number is the same phone as its E.164 form
+        "national_phone_with_the_default_region",
+        [
+            [
+                ev("identify", 0, user="u1", traits={"phone": "07700 {p}"}),
+                ev("track", 5, anon="a2", ctx_traits={"phone": "+44 7700 {p}"}),
+            ]
+        ],
+        [{"user_id:u1", "phone:+447700{p}", "anonymous_id:a2"}],
+        rules={"default_phone_region": "GB"},
     ),
     S(
         "phone_normalisation_e164",
