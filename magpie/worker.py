@@ -1,9 +1,11 @@
 """Background jobs on arq — the only module that imports arq.
 
 Job functions are plain `async def job(ctx, ...)` from activation/; this module wraps them with
-failure accounting, serialises payloads with msgpack (never pickle), and runs the arq worker
-either inside `magpie serve` or as `magpie worker`. Failures that exhaust their retries land in
-a Redis hash (`magpie:jobs:failed`) that the admin API lists, and in the metrics.
+failure accounting and a timeout, serialises payloads with msgpack (never pickle), and runs the arq
+worker either inside `magpie serve` or as `magpie worker`. Every failed attempt — an exception, a
+timeout, a `RetryLater` on its last try — is recorded (job, id, try, masked error, time) in a Redis
+list (`magpie:jobs:failures`, newest first, at most MAX_FAILURES_KEPT) that `/admin/v1/jobs/failed`
+lists, and counted in the metrics.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
+import re
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -25,13 +28,23 @@ from arq.cron import CronJob
 from arq.worker import Function, Retry, Worker, func
 
 from activation.retry import RetryLater
+from activation.sync.redact import Redactor
 from collector.metrics import Metrics
 
 log = logging.getLogger("magpie.worker")
 JobFunction = Callable[..., Coroutine[Any, Any, Any]]
-FAILED_KEY = "magpie:jobs:failed"
+FAILED_KEY = "magpie:jobs:failures"
+MAX_FAILURES_KEPT = 500
 MAX_TRIES = 5
 JOB_TIMEOUT_S = 600
+ARQ_GRACE_S = 5  # arq's own timeout fires later, so ours (a recorded failure) fires first
+# credential-looking values in an error message: `Bearer x`, `Basic x`, `token=x`, `"secret": "x"`, whsec_…
+_CREDENTIAL = re.compile(
+    r"(?P<scheme>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<name>\w*(?:token|secret|password|passwd|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;&]+"
+    r"|\bwhsec_[A-Za-z0-9+/=]+",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +67,9 @@ class JobSet:
 
 
 def _plain(value: Any) -> Any:
+    """A job's exception (kept by arq as its result) as data, credential-shaped values masked."""
     if isinstance(value, BaseException):
-        return {"error": type(value).__name__, "message": str(value)[:500]}
+        return {"error": type(value).__name__, "message": mask(str(value), {})[:500]}
     return repr(value)
 
 
@@ -67,41 +81,70 @@ def deserialize(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _accounted(function: JobFunction, metrics: Metrics) -> JobFunction:
+def _accounted(function: JobFunction, metrics: Metrics, timeout_s: float = JOB_TIMEOUT_S) -> JobFunction:
     name = function.__name__
 
     @functools.wraps(function)
     async def job(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         metrics.inc("magpie_job_runs_total", job=name)
         try:
-            return await function(ctx, *args, **kwargs)
+            async with asyncio.timeout(timeout_s):
+                return await function(ctx, *args, **kwargs)
         except RetryLater as exc:
             if ctx.get("job_try", 1) < MAX_TRIES:
                 metrics.inc("magpie_job_retries_total", job=name)
                 raise Retry(defer=exc.defer_s) from exc
-            metrics.inc("magpie_job_failures_total", job=name)
-            await _record_failure(ctx, name, exc)
+            await _failed(ctx, metrics, name, exc, timeout_s)
             raise
         except Exception as exc:
-            metrics.inc("magpie_job_failures_total", job=name)
-            if ctx.get("job_try", 1) >= MAX_TRIES:
-                await _record_failure(ctx, name, exc)
+            await _failed(ctx, metrics, name, exc, timeout_s)
             raise
 
     return job
 
 
-async def _record_failure(ctx: dict[str, Any], name: str, exc: BaseException) -> None:
-    entry = {
+def mask(message: str, ctx: dict[str, Any]) -> str:
+    """An error message without the worker's secrets (and their derived forms) or anything shaped like
+    a credential; destination credentials are already masked by the sync job itself."""
+    secrets = [str(ctx[k]) for k in ("secret_key", "admin_token") if ctx.get(k)]
+    return _CREDENTIAL.sub(_masked_credential, Redactor(secrets).scrub(message))
+
+
+def _masked_credential(match: re.Match[str]) -> str:
+    return (match.group("scheme") or match.group("name") or "whsec_") + "***"
+
+
+def failure_entry(ctx: dict[str, Any], name: str, exc: BaseException, timeout_s: float) -> dict[str, Any]:
+    text = f"timed out after {timeout_s:g} s" if isinstance(exc, TimeoutError) and not str(exc) else str(exc)
+    return {
+        "job": name,
         "job_id": ctx.get("job_id"),
-        "function": name,
-        "tries": ctx.get("job_try"),
+        "try": ctx.get("job_try", 1),
         "error": type(exc).__name__,
-        "message": str(exc)[:500],
-        "failed_at": time.time(),
+        "message": mask(text, ctx)[:500],
+        "failed_at": datetime.now(UTC).isoformat(),
     }
-    with contextlib.suppress(Exception):
-        await ctx["redis"].hset(FAILED_KEY, str(ctx.get("job_id")), orjson.dumps(entry))
+
+
+async def _failed(
+    ctx: dict[str, Any], metrics: Metrics, name: str, exc: BaseException, timeout_s: float
+) -> None:
+    """Count and record one failed attempt (bounded list, newest first). Recording must never hide the
+    job's own error, so a Redis problem here is logged and the original exception still propagates."""
+    metrics.inc("magpie_job_failures_total", job=name)
+    entry = failure_entry(ctx, name, exc, timeout_s)
+    redis = ctx.get("redis")
+    if redis is None:
+        return
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(FAILED_KEY, orjson.dumps(entry))
+            pipe.ltrim(FAILED_KEY, 0, MAX_FAILURES_KEPT - 1)
+            await pipe.execute()
+    except Exception as record_error:
+        log.warning(
+            "could not record the failure of job %s: %s", entry["job_id"], type(record_error).__name__
+        )
 
 
 def _cron_fields(every_s: int) -> tuple[set[int] | None, set[int]]:
@@ -130,8 +173,9 @@ class JobRunner:
         )
 
     def _functions(self) -> list[Function]:
+        timeout = JOB_TIMEOUT_S + ARQ_GRACE_S
         return [
-            func(_accounted(f, self.metrics), name=f.__name__, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S)
+            func(_accounted(f, self.metrics), name=f.__name__, max_tries=MAX_TRIES, timeout=timeout)
             for f in self.jobs.functions
         ]
 
@@ -149,7 +193,7 @@ class JobRunner:
             job_serializer=serialize,
             job_deserializer=deserialize,
             max_tries=MAX_TRIES,
-            job_timeout=JOB_TIMEOUT_S,
+            job_timeout=JOB_TIMEOUT_S + ARQ_GRACE_S,
             keep_result=3600,
             poll_delay=0.2,
             max_jobs=8,
@@ -184,9 +228,10 @@ class JobRunner:
         return job is not None
 
     async def failures(self) -> list[dict[str, Any]]:
+        """Recorded failed attempts, newest first."""
         assert self.pool is not None
-        raw: dict[bytes, bytes] = await self.pool.hgetall(FAILED_KEY)  # type: ignore[misc]
-        return sorted((orjson.loads(v) for v in raw.values()), key=lambda e: -float(e["failed_at"]))
+        raw: list[bytes] = await self.pool.lrange(FAILED_KEY, 0, MAX_FAILURES_KEPT - 1)  # type: ignore[misc]
+        return [orjson.loads(item) for item in raw]
 
     async def stop(self) -> None:
         if self.worker is not None:
