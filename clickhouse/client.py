@@ -53,4 +53,7 @@ def connect(target: ClickHouseTarget, *, with_database: bool = True) -> Client:
         connect_timeout=5,
         send_receive_timeout=60,
         compress=True,
+        # No HTTP session: a client is shared by concurrent threads (asyncio.to_thread), and
+        # ClickHouse refuses concurrent queries within one session; settings go with each query.
+        autogenerate_session_id=False,
     )

@@ -44,7 +44,7 @@ class Collector:
         self.settings, self.store, self.metrics = settings, store, metrics
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
-        self.sources = SourceCache(store)
+        self.sources = SourceCache(store, redis)
         self.ingestor = Ingestor(self.spool, build_steps(self.geo), metrics)
         self.tracking = TrackingApp(settings, self.sources, self.ingestor, RateLimiter(), metrics)
         make_writer = partial(Writer, self.spool, store, redis, metrics, settings.flush_interval_ms / 1000)

@@ -1,25 +1,67 @@
-"""The `magpie` command: serve (all-in-one), collector / api / worker (server mode), migrate."""
+"""The `magpie` command: serve (the supervisor), collector / api / worker (server mode), migrate,
+clickhouse (the embedded store), and `web` (a supervised web process: collector + APIs)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
+import socket
 import sys
 
 import uvicorn
 
 from clickhouse.migrations import migrate
 from magpie.http_protocol import uvicorn_config
-from magpie.server import PARTS, App, clickhouse_target
+from magpie.server import PARTS, WEB, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
-COMMANDS = ("serve", "collector", "api", "worker", "migrate", "clickhouse")
+COMMANDS = ("serve", "collector", "api", "worker", "migrate", "web", "clickhouse")
+SPLIT = ("collector", "api", "worker", "web")
 
 
-def _serve(settings: Settings, parts: frozenset[str]) -> None:
+def _serve(settings: Settings, parts: frozenset[str], fd: int | None = None) -> None:
     app = App(settings, parts)
     config = uvicorn_config(settings, app.asgi)
-    uvicorn.Server(config).run()
+    server = DrainingServer(config, app)
+    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT readiness turns 503 first, then uvicorn stops accepting and drains."""
+
+    def __init__(self, config: uvicorn.Config, app: App) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self.app.runtime.draining = True
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+
+def _headless(settings: Settings, parts: frozenset[str]) -> None:
+    """A process without HTTP (the supervised worker): the app's lifespan until SIGTERM/SIGINT."""
+    app = App(settings, parts)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with app.lifespan(app.starlette):
+            await stop.wait()
+
+    asyncio.run(run())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="magpie", description="Magpie customer data platform")
+    parser.add_argument("command", choices=COMMANDS, nargs="?", default="serve")
+    parser.add_argument("--fd", type=int, help="web: accept on this inherited listening socket")
+    parser.add_argument("--headless", action="store_true", help="worker: no HTTP listener")
+    return parser
 
 
 def _clickhouse(settings: Settings) -> int:
@@ -31,9 +73,7 @@ def _clickhouse(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="magpie", description="Magpie customer data platform")
-    parser.add_argument("command", choices=COMMANDS, nargs="?", default="serve")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -45,10 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level.lower() != "debug":
         # arq logs every job start and end; with crons every 2 s that drowns the useful lines.
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
-    if args.command in ("collector", "api", "worker") and settings.embedded:
+    if args.command == "serve" and os.environ.get("MAGPIE_SUPERVISOR_PREVIEW") == "1":  # TEMPORARY
+        from magpie.supervisor import serve
+
+        return serve(settings)
+    if args.command == "serve":
+        _serve(settings, PARTS)
+        return 0
+    if args.command in SPLIT and (settings.embedded or not settings.redis_url):
         print(
-            f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL "
-            "(the embedded ClickHouse allows one process; use `magpie serve`)",
+            f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL and MAGPIE_REDIS_URL "
+            "(or run `magpie serve`, which starts an embedded ClickHouse and Redis)",
             file=sys.stderr,
         )
         return 2
@@ -58,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         applied = migrate(clickhouse_target(settings))
         print(f"applied migrations: {applied or 'none pending'}")
         return 0
-    _serve(settings, PARTS if args.command == "serve" else frozenset({args.command}))
+    parts = WEB if args.command == "web" else frozenset({args.command})
+    if args.headless:
+        _headless(settings, parts)
+    else:
+        _serve(settings, parts, args.fd)
     return 0
 
 

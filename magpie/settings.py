@@ -39,6 +39,9 @@ class Settings:
     allow_private_destinations: str = ""
     fault_file: str = ""
     log_level: str = "info"
+    web_processes: int = 1
+    spool_dir: Path | None = None  # set by the supervisor per web process; default <data dir>/spool
+    supervised: bool = False  # a child of `magpie serve`: the supervisor bootstraps and migrates
     header_timeout_s: int = 10
     body_timeout_s: int = 30
     send_timeout_s: int = 30
@@ -101,12 +104,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(env.get("MAGPIE_DATA_DIR", "./data") or "./data").resolve(),
         clickhouse_url=_url(env, "MAGPIE_CLICKHOUSE_URL", ("http", "https")),
         clickhouse_cluster=env.get("MAGPIE_CLICKHOUSE_CLUSTER", ""),
-        redis_url=_url(env, "MAGPIE_REDIS_URL", ("redis", "rediss", "unix")),
-        admin_token=env.get("MAGPIE_ADMIN_TOKEN", ""),
-        secret_key=env.get("MAGPIE_SECRET_KEY", ""),
         clickhouse_host=env.get("MAGPIE_CLICKHOUSE_HOST", "") or "127.0.0.1",
         clickhouse_port=_int(env, "MAGPIE_CLICKHOUSE_PORT", 8123, 1, 65535),
         clickhouse_password=env.get("MAGPIE_CLICKHOUSE_PASSWORD", ""),
+        redis_url=_url(env, "MAGPIE_REDIS_URL", ("redis", "rediss", "unix")),
+        admin_token=env.get("MAGPIE_ADMIN_TOKEN", ""),
+        secret_key=env.get("MAGPIE_SECRET_KEY", ""),
         geoip_city_db=_file(env, "MAGPIE_GEOIP_CITY_DB"),
         geoip_asn_db=_file(env, "MAGPIE_GEOIP_ASN_DB"),
         trusted_proxies=_networks(env, "MAGPIE_TRUSTED_PROXIES"),
@@ -121,6 +124,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         send_timeout_s=_int(env, "MAGPIE_SEND_TIMEOUT_S", 30, 1, 3600),
         keepalive_timeout_s=_int(env, "MAGPIE_KEEPALIVE_TIMEOUT_S", 5, 1, 3600),
         max_header_bytes=_int(env, "MAGPIE_MAX_HEADER_BYTES", 16384, 1024, 1 << 20),
+        web_processes=_int(env, "MAGPIE_WEB_PROCESSES", os.cpu_count() or 1, 1, 64),
+        spool_dir=Path(env["MAGPIE_SPOOL_DIR"]).resolve() if env.get("MAGPIE_SPOOL_DIR") else None,
+        supervised=env.get("MAGPIE_SUPERVISED", "") == "1",
     )
     try:
         parse_allow_list(settings.allow_private_destinations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +19,15 @@ GEOIP_DIR = ROOT.parent / "shared" / "geoip"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
 
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -27,8 +37,9 @@ def free_port() -> int:
 class ServerProcess:
     """One `magpie serve` on a data dir; `start()`, `stop()`, `kill()` and helpers over HTTP."""
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    def __init__(self, data_dir: Path, *, own_group: bool = False, **env: str) -> None:
         self.data_dir = data_dir
+        self.own_group = own_group  # its own process group, so a test can signal the whole group
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = ADMIN_TOKEN
@@ -43,6 +54,11 @@ class ServerProcess:
             "MAGPIE_GEOIP_ASN_DB": str(GEOIP_DIR / "GeoLite2-ASN-Test.mmdb"),
             "MAGPIE_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.1,localhost",
             "MAGPIE_FLUSH_INTERVAL_MS": "50",
+            # each test server its own store port; one web process keeps the suite light (tests
+            # of several web processes ask for more)
+            "MAGPIE_CLICKHOUSE_PORT": str(free_port()),
+            "MAGPIE_WEB_PROCESSES": "1",
+            "MAGPIE_SUPERVISOR_PREVIEW": os.environ.get("MAGPIE_SUPERVISOR_PREVIEW", ""),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -52,7 +68,12 @@ class ServerProcess:
     def start(self, timeout_s: float = 90) -> ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "magpie.cli", "serve"], env=self.env, stdout=log, stderr=log, cwd=ROOT
+            [sys.executable, "-m", "magpie.cli", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+            start_new_session=self.own_group,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -79,10 +100,22 @@ class ServerProcess:
             self.process.kill()
             return self.process.wait()
 
-    def kill(self) -> None:
+    def children(self) -> dict[str, int]:
+        """The supervisor's children as it last recorded them (name → pid)."""
+        path = self.data_dir / "run" / "children.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def kill(self, timeout_s: float = 15) -> None:
+        """kill -9 the supervisor; its children die with it (PR_SET_PDEATHSIG): wait until they have."""
         assert self.process is not None
+        pids = [pid for name, pid in self.children().items() if name != "supervisor"]
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        deadline = time.monotonic() + timeout_s
+        while any(alive(pid) for pid in pids):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"children outlived the killed supervisor: {pids}")
+            time.sleep(0.05)
 
     # --- helpers over HTTP -------------------------------------------------------------------
     @property

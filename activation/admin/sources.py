@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,8 +69,11 @@ def validate(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
 
 
 class SourceStore:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """`notify` is awaited after every write: the composition root publishes it to every collector's
+    source cache (rotation and disabling take effect everywhere at once)."""
+
+    def __init__(self, db: Database, notify: Callable[[], Awaitable[object]] | None = None) -> None:
+        self.db, self.notify = db, notify
 
     async def get(self, source_id: str) -> dict[str, Any]:
         rows = await self.db.dicts(
@@ -89,6 +93,8 @@ class SourceStore:
     async def _write(self, source: dict[str, Any]) -> dict[str, Any]:
         source = {**source, "updated_at": datetime.now(UTC), "version": time.time_ns()}
         await self.db.insert("sources", [[source[c] for c in COLUMNS]], COLUMNS)
+        if self.notify is not None:
+            await self.notify()
         return source
 
     async def create(self, fields: dict[str, Any]) -> dict[str, Any]:

@@ -114,13 +114,13 @@ def test_clickhouse_outage_spools_then_503_then_drains_exactly_once(tmp_path: Pa
     server = ServerProcess(tmp_path / "data", MAGPIE_SPOOL_MAX_BYTES=str(256 * 1024)).start()
     try:
         source = server.create_source("outage")
-        unknown = server.create_source("created-but-never-used")
         warm = {"event": "warm", "userId": "u", "messageId": str(uuid.uuid4())}
         assert (
             server.http.post("/v1/track", json=warm, headers=_headers(source["write_key"])).status_code == 200
         )
         server.set_clickhouse_down(True)
-        cold = server.http.post("/v1/track", json=warm, headers=_headers(unknown["write_key"]))
+        # a key this collector has never seen (created sources are announced to it at once)
+        cold = server.http.post("/v1/track", json=warm, headers=_headers("wk_unseen_" + uuid.uuid4().hex))
         assert cold.status_code == 503, "an unverifiable key during an outage must not be a 401"
         acked = [warm["messageId"]]
         statuses: list[int] = []
