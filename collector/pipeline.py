@@ -74,7 +74,8 @@ class Draft:
 
     @property
     def context(self) -> dict[str, Any]:
-        return self.event.message["context"]  # type: ignore[no-any-return]
+        context: dict[str, Any] = self.event.message["context"]
+        return context
 
     def drop(self, reason: str) -> Draft:
         self.dropped = reason
