@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,10 @@ def serve(config: ServerConfig) -> int:
         return 1
     app = ClickHouseApp(engine, config.password)
     server = uvicorn.Server(_uvicorn_config(app, config))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn re-raises the signal after its graceful shutdown; with this handler that returns
+        # here instead of killing the process before the engine is closed.
+        signal.signal(signum, lambda *_: None)
     try:
         server.run()
     finally:

@@ -33,7 +33,6 @@ _NO_HANDLER = (
     "Or /replicas_status for more sophisticated health checks.\n\n"
     "Send queries from your program with POST method or GET /?query=...\n"
 )
-_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 class ClickHouseApp:
@@ -136,7 +135,7 @@ class ClickHouseApp:
     ) -> Exchange:
         body = Body(receive, headers.get("content-encoding", ""))
         content_type = headers.get("content-type", "").lower()
-        if scope["method"] == "POST" and content_type.startswith(_FORMS):
+        if scope["method"] == "POST" and content_type.startswith("multipart/form-data"):
             raw = bytearray()
             await body.read_into(raw, MAX_QUERY_BYTES)
             pairs = pairs + form_pairs(headers.get("content-type", ""), bytes(raw))

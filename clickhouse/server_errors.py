@@ -86,6 +86,9 @@ _STATUS = {
     "HTTP_LENGTH_REQUIRED": 411,
     "TIMEOUT_EXCEEDED": 408,
     "UNSUPPORTED_MEDIA_TYPE": 415,
+    # Not in ClickHouse's table (it answers 500): a body we cannot decompress is the client's fault.
+    "UNKNOWN_COMPRESSION_METHOD": 400,
+    "CANNOT_DECOMPRESS": 400,
 }
 
 _CODE = re.compile(r"Code: (\d+)\. ")

@@ -115,10 +115,9 @@ def query_pairs(raw_query_string: bytes) -> list[tuple[str, str]]:
 
 
 def form_pairs(content_type: str, body: bytes) -> list[tuple[str, str]]:
-    """The fields of an urlencoded or multipart form body (clickhouse-connect sends large query
-    parameters as multipart fields). External-data file parts are refused."""
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        return parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="utf-8")
+    """The fields of a multipart form body (clickhouse-connect sends large query parameters as
+    multipart fields; an urlencoded body is the query itself, as `curl -d` sends it). External-data
+    file parts are refused."""
     message = BytesParser(policy=HTTP).parsebytes(
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
     )
