@@ -52,7 +52,8 @@ class ClickHouseApp:
         try:
             return bytes(self.engine.run(handle, sql, "TabSeparated", {}).bytes()).decode().strip()
         finally:
-            self.engine.release(handle)
+            if not self.engine.pool(handle):
+                self.engine.discard(handle)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

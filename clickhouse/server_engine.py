@@ -54,6 +54,11 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def marker_comment(marker: str) -> str:
+    """A trailing comment that finds a running query in system.processes (marker: hex only)."""
+    return f"/* magpie-query:{marker} */"
+
+
 def _call(
     handle: Handle, sql: str | bytes, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None
 ) -> Any:
@@ -102,14 +107,15 @@ class Engine:
                 return self._idle.pop()
         return self.open()
 
-    def release(self, handle: Handle) -> None:
-        """Back to the pool, or closed when it carries state or the pool is full."""
-        if not handle.dirty and not handle.session:
-            with self._lock:
-                if len(self._idle) < MAX_IDLE_HANDLES:
-                    self._idle.append(handle)
-                    return
-        self.discard(handle)
+    def pool(self, handle: Handle) -> bool:
+        """Back to the idle pool; False when it must be discarded (state, a session's, pool full)."""
+        if handle.dirty or handle.session:
+            return False
+        with self._lock:
+            if len(self._idle) >= MAX_IDLE_HANDLES:
+                return False
+            self._idle.append(handle)
+        return True
 
     def discard(self, handle: Handle) -> None:
         with self._lock:
@@ -169,6 +175,15 @@ class Engine:
         """`readonly` cannot be reset once set, so only a handle about to be closed takes it."""
         handle.dirty = True
         _call(handle, f"SET readonly = {quote_literal(value)}")
+
+    def kill(self, marker: str) -> None:
+        """Cancel the running query whose text ends with `marker_comment(marker)` (KILL QUERY)."""
+        handle = self.acquire()
+        try:
+            _call(handle, f"KILL QUERY WHERE query LIKE {quote_literal('%' + marker_comment(marker))} ASYNC")
+        finally:
+            if not self.pool(handle):
+                self.discard(handle)
 
     def run(self, handle: Handle, sql: bytes, fmt: str, params: Mapping[str, str]) -> Any:
         return _call(handle, sql, fmt, params)

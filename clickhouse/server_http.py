@@ -3,6 +3,7 @@ response headers, and whole or streamed responses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -59,6 +60,28 @@ class Body:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 return
+
+
+class Watch:
+    """Runs `on_gone` if the client disconnects before `stop()` (the request body must be read)."""
+
+    def __init__(self, body: Body, on_gone: Callable[[], Awaitable[None]]) -> None:
+        self.gone = False
+        self._stopped = False
+        self._on_gone = on_gone
+        self._task = asyncio.create_task(self._run(body))
+
+    async def _run(self, body: Body) -> None:
+        await body.wait_disconnect()
+        self.gone = True
+        if not self._stopped:
+            await self._on_gone()
+
+    def stop(self) -> None:
+        """The query is over: a disconnect from now on is no reason to cancel anything."""
+        self._stopped = True
+        if not self.gone:
+            self._task.cancel()
 
 
 def headers_of(scope: Scope) -> dict[str, str]:

@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from clickhouse.server_borrow import Lender
 from clickhouse.server_codec import encoder
-from clickhouse.server_engine import Engine, Handle
+from clickhouse.server_engine import Engine, Handle, marker_comment
 from clickhouse.server_errors import ClickHouseError, error
-from clickhouse.server_http import Body, exception_block, send_whole, start, stats_of, summary
+from clickhouse.server_http import Body, Watch, exception_block, send_whole, start, stats_of, summary
 from clickhouse.server_request import QueryRequest
 from clickhouse.server_sessions import Sessions
 from clickhouse.server_sql import (
@@ -39,7 +40,6 @@ MAX_ACTIVE_QUERIES = 64
 MAX_QUERY_BYTES = 16 << 20  # query text read whole (inline INSERT data streams and has no limit)
 HEADER_SCAN_BYTES = 1 << 20  # an INSERT's header must end within this much of the text
 STREAM_BUFFER_BYTES = 1 << 20  # results up to this size are answered whole, with a summary
-WAIT_BUFFER_BYTES = 16 << 20  # the same with wait_end_of_query=1
 # Formats whose per-block outputs concatenate into one valid stream (no global header or footer).
 STREAMABLE = frozenset(
     [
@@ -77,6 +77,11 @@ class Exchange:
     headers: dict[str, str]
     encoding: str | None  # response Content-Encoding, None for identity
     started: list[bool] = field(default_factory=lambda: [False])
+    watch: Watch | None = None  # cancels a read query whose client went away
+
+    def query_done(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
 
 
 class Runner:
@@ -85,6 +90,7 @@ class Runner:
         self.sessions = sessions
         self._pool = pool
         self._slots = asyncio.Semaphore(MAX_ACTIVE_QUERIES)
+        self.lender = Lender(engine, sessions, self.thread)
 
     async def thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -116,53 +122,6 @@ class Runner:
                 return None
             await self._add_piece(ex, text)
 
-    @asynccontextmanager
-    async def _borrow(self, ex: Exchange, stmt: Statement | None) -> AsyncIterator[Handle]:
-        """A handle prepared with the request's database and settings, given back afterwards."""
-        settings = dict(ex.req.settings)
-        readonly = settings.pop("readonly", "0")
-        async with self._slots:
-            handle, give_back = await self._claim(ex.req, readonly != "0")
-            try:
-                kind = stmt.kind if stmt else ""
-                if kind == "SET" and handle.session:
-                    await self.thread(self.engine.forget_session_settings, handle)
-                else:
-                    await self.thread(self.engine.prepare, handle, ex.req.database, settings)
-                if readonly != "0":
-                    await self.thread(self.engine.lock_readonly, handle, readonly)
-                if stmt and (kind in ("SET", "USE") or (kind, stmt.second) == ("CREATE", "TEMPORARY")):
-                    handle.dirty = True  # state a pooled handle must not carry to the next request
-                    if kind == "USE":
-                        handle.database = None
-                yield handle
-            finally:
-                await give_back(handle)
-
-    async def _claim(self, req: QueryRequest, readonly: bool) -> tuple[Handle, Callable[[Handle], Any]]:
-        if readonly:  # `readonly` can never be reset: a fresh handle, closed afterwards
-            return await self.thread(self.engine.open), self._discard
-        if not req.session_id:
-            return await self.thread(self.engine.acquire), self._release
-        session = await self.sessions.claim(req.session_id, req.session_timeout_s, req.session_check)
-        if session.handle is None:
-            try:
-                session.handle = await self.thread(self.engine.open, True)
-            except BaseException:
-                self.sessions.abandon(req.session_id)
-                raise
-
-        async def give_back(_: Handle) -> None:
-            self.sessions.give_back(req.session_id)
-
-        return session.handle, give_back
-
-    async def _release(self, handle: Handle) -> None:
-        await self.thread(self.engine.release, handle)
-
-    async def _discard(self, handle: Handle) -> None:
-        await self.thread(self.engine.discard, handle)
-
     async def _statement(self, ex: Exchange, text: bytes) -> None:
         stmt = analyze(text)
         if not stmt.kind:
@@ -172,8 +131,24 @@ class Runner:
         if ex.req.method in ("GET", "HEAD") and stmt.kind not in READ_KINDS:
             raise error("READONLY", _READONLY_GET)
         fmt, streamable = self._format(stmt, ex.req) if stmt.kind in RESULT_KINDS else ("", False)
-        async with self._borrow(ex, stmt) as handle:
-            if streamable and stmt.kind in STREAM_KINDS:
+        if (
+            fmt
+        ):  # a read: cancelled when its client disconnects (cancel_http_readonly_queries_on_client_close)
+            marker = uuid.uuid4().hex
+            text += b"\n" + marker_comment(marker).encode()
+            ex.watch = Watch(ex.body, lambda: self.thread(self.engine.kill, marker))
+        try:
+            await self._run_statement(ex, stmt, text, fmt, streamable)
+        finally:
+            ex.query_done()
+
+    async def _run_statement(
+        self, ex: Exchange, stmt: Statement, text: bytes, fmt: str, streamable: bool
+    ) -> None:
+        async with self._slots, self.lender.borrow(ex.req, stmt) as handle:
+            # wait_end_of_query=1 (clickhouse-connect's query()) asks for the result buffered whole:
+            # chdb's own buffer is sent as is, never copied.
+            if streamable and stmt.kind in STREAM_KINDS and not ex.req.wait_end_of_query:
                 await self._stream(ex, handle, text, fmt)
             else:
                 await self._whole(ex, handle, text, fmt)
@@ -203,6 +178,7 @@ class Runner:
 
     async def _whole(self, ex: Exchange, handle: Handle, text: bytes, fmt: str) -> None:
         result = await self.thread(self.engine.run, handle, text, fmt or ex.req.default_format, ex.req.params)
+        ex.query_done()
         stats = stats_of(result)
         if not fmt:  # DDL, INSERT ... SELECT, SET...: no result set, no X-ClickHouse-Format
             headers = {**ex.headers, "Content-Type": "text/plain; charset=UTF-8"}
@@ -217,53 +193,57 @@ class Runner:
         await send_whole(ex.send, 200, headers, body)
 
     async def _stream(self, ex: Exchange, handle: Handle, text: bytes, fmt: str) -> None:
-        stream = await self.thread(self.engine.stream, handle, text, fmt, ex.req.params)
-        producer = Producer(stream, encoder(ex.encoding) if ex.encoding else None)
+        producer, pieces, ended = await self.thread(self._begin, handle, text, fmt, ex, STREAM_BUFFER_BYTES)
+        if ended or (ex.watch is not None and ex.watch.gone):
+            await self.thread(producer.close)
+        if ended:  # the whole result fit the buffer: one response with Content-Length and summary
+            headers = {**self._result_headers(ex, fmt), "X-ClickHouse-Summary": summary(producer.stats)}
+            ex.started[0] = True
+            await send_whole(ex.send, 200, headers, b"".join(pieces))
+            return
+        if ex.watch is not None and ex.watch.gone:
+            return
         try:
-            await self._stream_out(ex, producer, fmt)
+            tag = secrets.token_hex(8)
+            ex.started[0] = True
+            await start(ex.send, 200, {**self._result_headers(ex, fmt), "X-ClickHouse-Exception-Tag": tag})
+            for piece in pieces:
+                await ex.send({"type": "http.response.body", "body": piece, "more_body": True})
+            del pieces[:]
+            await self._stream_rest(ex, producer, tag)
         finally:
             await self.thread(producer.close)
 
-    async def _stream_out(self, ex: Exchange, producer: Producer, fmt: str) -> None:
-        threshold = WAIT_BUFFER_BYTES if ex.req.wait_end_of_query else STREAM_BUFFER_BYTES
-        buffered: list[bytes] = []
-        while sum(map(len, buffered)) < threshold:
-            piece = await self.thread(producer.next)
-            if piece is None:
-                headers = {**self._result_headers(ex, fmt), "X-ClickHouse-Summary": summary(producer.stats)}
-                ex.started[0] = True
-                await send_whole(ex.send, 200, headers, b"".join(buffered))
-                return
-            buffered.append(piece)
-        tag = secrets.token_hex(8)
-        ex.started[0] = True
-        await start(ex.send, 200, {**self._result_headers(ex, fmt), "X-ClickHouse-Exception-Tag": tag})
-        for piece in buffered:
-            await ex.send({"type": "http.response.body", "body": piece, "more_body": True})
-        await self._stream_rest(ex, producer, tag)
+    def _begin(
+        self, handle: Handle, text: bytes, fmt: str, ex: Exchange, threshold: int
+    ) -> tuple[Producer, list[bytes], bool]:
+        """Start the stream and buffer up to `threshold` bytes of it, in one worker-thread call."""
+        stream = self.engine.stream(handle, text, fmt, ex.req.params)
+        producer = Producer(stream, encoder(ex.encoding) if ex.encoding else None)
+        try:
+            pieces, ended = producer.fill(threshold)
+        except BaseException:
+            producer.close()
+            raise
+        return producer, pieces, ended
 
     async def _stream_rest(self, ex: Exchange, producer: Producer, tag: str) -> None:
-        gone = asyncio.create_task(ex.body.wait_disconnect())
-        try:
-            while not gone.done():
-                try:
-                    piece = await self.thread(producer.next)
-                except ClickHouseError as exc:
-                    piece = await self.thread(producer.wrap, exception_block(exc, self.engine.version, tag))
-                    await ex.send({"type": "http.response.body", "body": piece, "more_body": True})
-                    break
-                if piece is None:
-                    break
+        while not (ex.watch is not None and ex.watch.gone):
+            try:
+                piece = await self.thread(producer.next)
+            except ClickHouseError as exc:
+                piece = await self.thread(producer.wrap, exception_block(exc, self.engine.version, tag))
                 await ex.send({"type": "http.response.body", "body": piece, "more_body": True})
-            if gone.done():
-                await self.thread(producer.cancel)  # the client left: stop the query
-                return
+                break
+            if piece is None:
+                break
+            await ex.send({"type": "http.response.body", "body": piece, "more_body": True})
+        ex.query_done()
+        if ex.watch is None or not ex.watch.gone:
             await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            gone.cancel()
 
     async def _insert(self, ex: Exchange, text: bytearray, inline: InlineInsert) -> None:
-        async with self._borrow(ex, None) as handle:
+        async with self._slots, self.lender.borrow(ex.req, None) as handle:
             inserter = await self.thread(self.engine.insert, handle, inline.header, inline.fmt)
             pending = bytearray(text[inline.data_offset :])
             del text[:]

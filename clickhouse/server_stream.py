@@ -48,6 +48,18 @@ class Producer:
                 return bytes(data)
         return None
 
+    def fill(self, limit_bytes: int) -> tuple[list[bytes], bool]:
+        """Pieces up to `limit_bytes` (or the end); True when the stream has ended."""
+        pieces: list[bytes] = []
+        size = 0
+        while size < limit_bytes:
+            piece = self.next()
+            if piece is None:
+                return pieces, True
+            pieces.append(piece)
+            size += len(piece)
+        return pieces, False
+
     def wrap(self, block: bytes) -> bytes:
         """A final block (an exception) inside the same compressed stream."""
         if self._compressor is None:

@@ -7,6 +7,7 @@ import base64
 import gzip
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -317,3 +318,17 @@ def test_sigterm_lets_a_running_query_finish(tmp_path: Path) -> None:
     assert process.stop() == 0
     worker.join()
     assert len(result["rows"]) == 1  # type: ignore[arg-type]
+
+
+def test_a_read_whose_client_disconnects_is_cancelled(server: ClickHouseProcess) -> None:
+    endless = "SELECT sum(cityHash64(number)) AS abandoned_probe FROM numbers(1e12) SETTINGS max_threads = 1"
+    for params in ("", "&wait_end_of_query=1"):  # streamed and buffered-whole reads alike
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(f"GET /?query={q(endless)}{params} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(1.0)
+        sock.close()
+        running = "SELECT count() FROM system.processes WHERE query LIKE '%abandoned_probe%' AND query NOT LIKE '%system.processes%'"
+        deadline = time.monotonic() + 10
+        while server.client().command(running) != 0:
+            assert time.monotonic() < deadline, "the abandoned query is still running"
+            time.sleep(0.2)
