@@ -1,13 +1,12 @@
-"""One factory for the ClickHouse client: embedded chdb or a server over HTTP.
+"""One factory for the ClickHouse client: clickhouse-connect's HTTP client, always.
 
-Both return an ordinary clickhouse-connect client, so everything above this module
-runs the same code in embedded and server mode.
+The embedded store (`magpie clickhouse`, chdb behind ClickHouse's HTTP interface) and a ClickHouse
+server or cluster are reached the same way, so every process runs one code path in every deployment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import clickhouse_connect
@@ -18,19 +17,11 @@ DEFAULT_DATABASE = "magpie"
 
 @dataclass(frozen=True)
 class ClickHouseTarget:
-    """Where ClickHouse lives: a chdb data path or an HTTP(S) URL, plus the database."""
+    """Where ClickHouse lives: an HTTP(S) URL (credentials included), plus the database."""
 
     dsn: str
     database: str = DEFAULT_DATABASE
     cluster: str = ""
-
-    @property
-    def embedded(self) -> bool:
-        return self.dsn.startswith("chdb://")
-
-    @classmethod
-    def embedded_at(cls, data_dir: Path) -> ClickHouseTarget:
-        return cls(dsn=f"chdb://{(data_dir / 'clickhouse').resolve()}")
 
     @classmethod
     def from_url(cls, url: str, cluster: str = "") -> ClickHouseTarget:
@@ -44,16 +35,18 @@ class ClickHouseTarget:
 def connect(target: ClickHouseTarget, *, with_database: bool = True) -> Client:
     """Open a client; without `with_database` it talks to the default database (for CREATE DATABASE)."""
     database = target.database if with_database else None
-    if target.embedded:
-        Path(target.dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(dsn=target.dsn, database=database)
     return clickhouse_connect.get_client(
         dsn=target.dsn,
         database=database or "default",
         connect_timeout=5,
         send_receive_timeout=60,
-        compress=True,
+        compress=not _loopback(target.dsn),  # compressing on loopback only burns CPU on both ends
         # No HTTP session: a client is shared by concurrent threads (asyncio.to_thread), and
         # ClickHouse refuses concurrent queries within one session; settings go with each query.
         autogenerate_session_id=False,
     )
+
+
+def _loopback(dsn: str) -> bool:
+    host = urlsplit(dsn).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"

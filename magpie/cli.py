@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import socket
 import sys
@@ -15,7 +14,7 @@ import uvicorn
 
 from clickhouse.migrations import migrate
 from magpie.http_protocol import uvicorn_config
-from magpie.server import PARTS, WEB, App, clickhouse_target
+from magpie.server import WEB, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
 COMMANDS = ("serve", "collector", "api", "worker", "migrate", "web", "clickhouse")
@@ -85,13 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     if settings.log_level.lower() != "debug":
         # arq logs every job start and end; with crons every 2 s that drowns the useful lines.
         logging.getLogger("arq.worker").setLevel(logging.WARNING)
-    if args.command == "serve" and os.environ.get("MAGPIE_SUPERVISOR_PREVIEW") == "1":  # TEMPORARY
+    if args.command == "serve":
         from magpie.supervisor import serve
 
         return serve(settings)
-    if args.command == "serve":
-        _serve(settings, PARTS)
-        return 0
     if args.command in SPLIT and (settings.embedded or not settings.redis_url):
         print(
             f"magpie {args.command}: needs MAGPIE_CLICKHOUSE_URL and MAGPIE_REDIS_URL "

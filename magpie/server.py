@@ -1,9 +1,8 @@
-"""The composition root of `magpie serve`: start the embedded runtime, build the parts, mount
-them into one Starlette app, and tear everything down in order on shutdown."""
+"""The composition root of one Magpie process: `create_app(settings, parts)` builds the services, the
+collector and one route list (Starlette's shape); the lifespan starts and stops tasks in order."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -26,13 +25,13 @@ from activation.admin.openapi import openapi_route
 from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
-from activation.db import Database
 from activation.identity import admin as identity_admin
 from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
 from activation.identity.jobs import stitch_status
 from activation.maintenance import HEARTBEAT_KEY
 from activation.net import parse_allow_list
+from activation.services import Services
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
 from clickhouse.client import ClickHouseTarget, connect
@@ -45,11 +44,11 @@ from collector.sources import CHANGES_CHANNEL
 from collector.store import EventStore
 from collector.web import STATIC
 from magpie.bootstrap import announce
-from magpie.health import health_routes
+from magpie.health import Check, health_routes
 from magpie.jobs import job_set
 from magpie.secrets_file import load_or_create_secret_key
 from magpie.settings import Settings
-from magpie.worker import JobRunner
+from magpie.worker import JobRunner, JobSet
 
 log = logging.getLogger("magpie")
 WORKER_STALE_S = 30.0
@@ -57,20 +56,17 @@ WORKER_STALE_S = 30.0
 
 @dataclass
 class Runtime:
-    """Everything started for one process, so shutdown can stop it in reverse order."""
+    """What one process started, so shutdown can stop it in reverse order."""
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     redis: aioredis.Redis | None = None
     collector: Collector | None = None
     jobs: JobRunner | None = None
-    secret_key: str = field(default="", repr=False)
     draining: bool = False
 
 
 def clickhouse_target(settings: Settings) -> ClickHouseTarget:
-    if settings.embedded:  # TEMPORARY: the one-process mode until the supervisor is switched on
-        return ClickHouseTarget.embedded_at(settings.data_dir)
     return ClickHouseTarget.from_url(settings.clickhouse_url, settings.clickhouse_cluster)
 
 
@@ -92,20 +88,44 @@ WEB = frozenset({"collector", "api"})
 
 
 class App:
-    """Build with `App(settings, parts)`; `asgi` is the Starlette app whose lifespan runs the parts.
+    """`create_app(settings, parts)`: migrations (unless supervised), the services, the collector and
+    the one route list are built here, synchronously; the lifespan only starts and stops tasks.
 
-    `magpie serve` runs every part; server mode runs `collector`, `api` or `worker` alone.
+    Under `magpie serve` each web process runs WEB and the worker process runs {"worker"}; server
+    mode runs `collector`, `api` or `worker` alone.
     """
 
     def __init__(self, settings: Settings, parts: frozenset[str] = PARTS) -> None:
-        self.parts = parts
-        self.runtime = Runtime(settings)
+        self.parts, self.runtime = parts, Runtime(settings)
         self.target = clickhouse_target(settings)
-        self.starlette = Starlette(routes=[], lifespan=self.lifespan)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.supervised:  # under `magpie serve` the supervisor has migrated already
+            migrate(self.target)
+        rt = self.runtime
+        rt.redis = aioredis.Redis.from_url(settings.redis_url)
+        secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
+        rt.jobs = JobRunner(settings.redis_url, JobSet(), rt.metrics)
+        self.services = Services(
+            ch=connect(self.target),
+            redis=rt.redis,
+            secret_key=secret_key,
+            allow=parse_allow_list(settings.allow_private_destinations),
+            enqueue=rt.jobs.enqueue,
+            metrics=rt.metrics,
+            tracking_url=settings.base_url,
+        )
+        rt.jobs.jobs = job_set({"services": self.services, "secret_key": secret_key})
+        self.tokens = TokenStore(self.services.db)
+        self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis))
+        if "collector" in parts:
+            # writes and reads on separate clients: a client is not shared by concurrent threads
+            store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
+            rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
+        self.starlette = Starlette(routes=self._routes(), lifespan=self.lifespan)
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Tracking POSTs go straight to the collector's raw ASGI app (the hot path skips the
-        router and middleware stack); everything else, lifespan included, to Starlette."""
+        """Tracking POSTs go straight to the collector's raw ASGI app, before Starlette's router (the
+        hot path skips routing and middleware); everything else, lifespan included, to Starlette."""
         collector = self.runtime.collector
         if collector is not None and scope["type"] == "http" and tracking_kind(scope["path"]) is not None:
             await collector.tracking(scope, receive, send)
@@ -115,82 +135,58 @@ class App:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         try:
-            await self._start(app)
+            await self._start()
             yield
         finally:
             await self._stop()
 
-    async def _start(self, app: Starlette) -> None:
+    async def _start(self) -> None:
         rt, settings = self.runtime, self.runtime.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        redis_url = settings.redis_url
-        if not redis_url:  # TEMPORARY: the one-process mode until the supervisor is switched on
-            from magpie.embedded_redis import EmbeddedRedis
-
-            self._legacy_redis = EmbeddedRedis(settings.data_dir)
-            self._legacy_redis.start()
-            redis_url = self._legacy_redis.url
-        rt.redis = aioredis.Redis.from_url(redis_url)
-        if not settings.supervised:  # under `magpie serve` the supervisor has migrated already
-            await asyncio.to_thread(migrate, self.target)
-        secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
-        rt.secret_key = secret_key
-        db = Database(connect(self.target))
-        if "collector" in self.parts:
-            # writes and reads on separate clients: a client is not shared by concurrent threads
-            store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
-            rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
-        ctx = {
-            "ch": connect(self.target),
-            "db": db,
-            "metrics": rt.metrics,
-            "secret_key": secret_key,
-            "allow_private": settings.allow_private_destinations,
-            "tracking_url": settings.base_url,
-        }
-        rt.jobs = JobRunner(redis_url, job_set(ctx), rt.metrics)
+        assert rt.jobs is not None
         await rt.jobs.connect()
-        ctx["enqueue"] = rt.jobs.enqueue
-        tokens, sources = TokenStore(db), SourceStore(db, partial(publish_source_change, rt.redis))
-        app.router.routes.extend(self._routes(db, tokens, sources))
         if rt.collector is not None:
             await rt.collector.start()
         if "worker" in self.parts:
             await rt.jobs.start_worker()
         if "api" in self.parts and not settings.supervised:
-            admin_secret = await tokens.bootstrap(settings.admin_token)
-            announce(admin_secret, await sources.ensure_default(), settings.base_url, "")
+            admin_secret = await self.tokens.bootstrap(settings.admin_token)
+            announce(admin_secret, await self.sources.ensure_default(), settings.base_url, "")
 
-    def _routes(self, db: Database, tokens: TokenStore, sources: SourceStore) -> list[BaseRoute]:
-        rt, settings = self.runtime, self.runtime.settings
-        assert rt.redis is not None and rt.jobs is not None
-        redis = rt.redis
+    def _routes(self) -> list[BaseRoute]:
+        rt = self.runtime
+        routes: list[BaseRoute] = [*health_routes(self._checks(), rt.metrics.render, lambda: rt.draining)]
+        if rt.collector is not None:
+            routes += rt.collector.routes()
+        if "api" in self.parts:
+            api = [*self._admin_routes(), *self._activation_routes()]
+            routes += [*api, openapi_route(api)]
+        return routes
+
+    def _checks(self) -> dict[str, Check]:
+        rt, db, redis = self.runtime, self.services.db, self.services.redis
 
         async def check_clickhouse() -> None:
             await db.rows("SELECT 1")
 
-        async def check_redis() -> None:
-            await redis.ping()
-
-        checks = {"clickhouse": check_clickhouse, "redis": check_redis}
+        checks: dict[str, Check] = {"clickhouse": check_clickhouse, "redis": redis.ping}
         if rt.collector is not None:
             checks["writer"] = rt.collector.check_ready  # 503 while the spool writer is down
-        if settings.supervised and "worker" not in self.parts:
+        if rt.settings.supervised and "worker" not in self.parts:
             checks["worker"] = partial(check_worker, redis)  # the supervisor's worker heartbeats
-        routes: list[BaseRoute] = [*health_routes(checks, rt.metrics.render, lambda: rt.draining)]
-        if rt.collector is not None:
-            routes += rt.collector.routes()
-        if "api" in self.parts:
-            tag_path = f"/tag.{rt.collector.tag.digest}.js" if rt.collector else "/tag.js"
-            admin = AdminContext(db, tokens, sources, settings.base_url, _snippet_template(), tag_path)
-            api = [*admin_routes(admin, rt.jobs.failures), *self._activation_routes(tokens)]
-            routes += [*api, openapi_route(api)]
-        return routes
+        return checks
 
-    def _activation_routes(self, tokens: TokenStore) -> list[BaseRoute]:
-        """Audiences (and, as they land, identity, profiles and syncs) share one auth adapter."""
-        jobs = self.runtime.jobs
-        assert jobs is not None
+    def _admin_routes(self) -> list[BaseRoute]:
+        rt, settings = self.runtime, self.runtime.settings
+        assert rt.jobs is not None
+        tag_path = f"/tag.{rt.collector.tag.digest}.js" if rt.collector else "/tag.js"
+        admin = AdminContext(
+            self.services.db, self.tokens, self.sources, settings.base_url, _snippet_template(), tag_path
+        )
+        return admin_routes(admin, rt.jobs.failures)
+
+    def _activation_routes(self) -> list[BaseRoute]:
+        """Audiences, syncs, identity and the Profile API share one auth adapter and the services."""
+        services, tokens = self.services, self.tokens
         audience_client = connect(self.target)  # its own client: read-only SETTINGS never leak to others
 
         async def require(request: Request, scope: str) -> Response | None:
@@ -204,32 +200,22 @@ class App:
             # "compute" from the API means the whole run: compute, then emit events if asked
             # An explicit request always runs (arq picks a fresh job id); only the scheduler dedupes.
             name = "run_audience" if job == "compute_audience" else job
-            await jobs.enqueue(name, audience_id)
-
-        sync_ctx = SyncContext(
-            Database(connect(self.target)),
-            tokens,
-            self.runtime.secret_key,
-            parse_allow_list(self.runtime.settings.allow_private_destinations),
-            jobs.enqueue,
-        )
-        identity_client = connect(self.target)
-        redis = self.runtime.redis
-        cache = ProfileCache(redis)
+            await services.enqueue(name, audience_id)
 
         async def enqueue_identity(function: str, job_id: str) -> None:
-            await jobs.enqueue(function, job_id=job_id)
+            await services.enqueue(function, job_id=job_id)
 
         async def status() -> dict[str, str]:
-            return await stitch_status(redis)
+            return await stitch_status(services.redis)
 
+        sync = SyncContext(services.db, tokens, services.secret_key, services.allow, services.enqueue)
+        cache = ProfileCache(services.redis)
+        ch = services.ch
         return [
             *audience_routes(lambda: audience_client, enqueue_audience, require),
-            *sync_routes(sync_ctx),
-            *identity_api.routes(lambda: identity_client, enqueue_identity, require, cache),
-            *identity_admin.routes(
-                lambda: identity_client, enqueue_identity, require, status=status, cache=cache
-            ),
+            *sync_routes(sync),
+            *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
+            *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
         ]
 
     async def _stop(self) -> None:
@@ -241,9 +227,10 @@ class App:
             await rt.jobs.stop()
         if rt.redis is not None:
             await rt.redis.aclose()
-        legacy = getattr(self, "_legacy_redis", None)
-        if legacy is not None:
-            legacy.stop()
+
+
+def create_app(settings: Settings, parts: frozenset[str] = PARTS) -> App:
+    return App(settings, parts)
 
 
 async def publish_source_change(redis: aioredis.Redis) -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real embedded ClickHouse for in-process tests, and the real server process."""
+"""Shared fixtures: a real `magpie clickhouse` store process for in-process tests, and the real server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
+from tests.processes import StoreProcess
 from tests.server import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,9 +18,17 @@ GEOIP_DIR = ROOT.parent / "shared" / "geoip"
 
 
 @pytest.fixture(scope="session")
-def ch_target(tmp_path_factory: pytest.TempPathFactory) -> ClickHouseTarget:
-    """The test process's one embedded ClickHouse (chdb allows a single data path per process)."""
-    target = ClickHouseTarget.embedded_at(tmp_path_factory.mktemp("chdb"))
+def ch_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreProcess]:
+    """The session's ClickHouse: a real `magpie clickhouse` process, reached over HTTP like in production."""
+    store = StoreProcess(tmp_path_factory.mktemp("store") / "data").start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture(scope="session")
+def ch_target(ch_store: StoreProcess) -> ClickHouseTarget:
+    """The migrated `magpie` database of the session's store."""
+    target = ch_store.target
     migrate(target)
     return target
 

@@ -58,7 +58,6 @@ class ServerProcess:
             # of several web processes ask for more)
             "MAGPIE_CLICKHOUSE_PORT": str(free_port()),
             "MAGPIE_WEB_PROCESSES": "1",
-            "MAGPIE_SUPERVISOR_PREVIEW": os.environ.get("MAGPIE_SUPERVISOR_PREVIEW", ""),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

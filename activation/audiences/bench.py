@@ -23,8 +23,8 @@ from activation.audiences.computation import compute
 from activation.audiences.inspection import preview
 from activation.audiences.parser import parse
 from activation.audiences.store import Audience
-from clickhouse.client import ClickHouseTarget, connect
-from clickhouse.migrations import migrate
+from clickhouse.client import connect
+from clickhouse.embedded import running_store
 
 T = TypeVar("T")
 QUERY = (
@@ -75,9 +75,11 @@ def timed(label: str, fn: Callable[..., T], *args: Any) -> T:
 
 
 def run(data_dir: Path, events: int, profiles: int) -> None:
-    target = ClickHouseTarget.embedded_at(data_dir)
-    migrate(target)
-    ch = connect(target)
+    with running_store(data_dir) as target:
+        _run(connect(target), events, profiles)
+
+
+def _run(ch: Client, events: int, profiles: int) -> None:
     timed(f"generate {events:,} events", generate, ch, events, profiles)
     now = datetime.now(UTC)
     audience = store.save(

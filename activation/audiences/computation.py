@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from activation.audiences import store
 from activation.audiences.compiler import compile_audience, sql_time
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
+from activation.services import of as services_of
 
 _TIME = "DateTime64(3, 'UTC')"
 _LAST_AT = (
@@ -59,10 +59,9 @@ def utc_now() -> datetime:
 
 
 async def compute_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, Any]:
-    """Job: compute one audience. `ctx["ch"]` is a synchronous clickhouse-connect client;
-    `ctx["clock"]`, when present, replaces the wall clock (tests)."""
-    clock: Callable[[], datetime] = ctx.get("clock", utc_now)
-    return await asyncio.to_thread(compute, ctx["ch"], audience_id, clock())
+    """Job: compute one audience (services: the ClickHouse client and the clock)."""
+    services = services_of(ctx)
+    return await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
 
 
 def compute(ch: Client, audience_id: str, now: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from activation.audiences import store
 from activation.audiences.computation import compute_audience
 from activation.audiences.signals import run_events
 from activation.db import Database
+from activation.services import of as services_of
 
 SYSTEM_SOURCE = "Magpie audiences"
 PAGE = 500
@@ -32,17 +33,18 @@ async def run_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, Any]:
 
 
 async def emit_audience_events(ctx: dict[str, Any], audience_id: str, computed_at: str) -> int:
-    audience = await asyncio.to_thread(store.get, ctx["ch"], audience_id)
+    services = services_of(ctx)
+    audience = await asyncio.to_thread(store.get, services.ch, audience_id)
     if audience is None or not audience.emit_events:
         return 0
-    db: Database = ctx["db"]
+    db: Database = services.db
     write_key = str((await SourceStore(db).ensure_named(SYSTEM_SOURCE))["write_key"])
     at, sent = datetime.fromisoformat(computed_at), 0
     after: str | None = ""
     auth = aiohttp.BasicAuth(write_key, "")
-    async with aiohttp.ClientSession(ctx["tracking_url"], auth=auth, raise_for_status=True) as session:
+    async with aiohttp.ClientSession(services.tracking_url, auth=auth, raise_for_status=True) as session:
         while after is not None:
-            events, after = await asyncio.to_thread(run_events, ctx["ch"], audience, at, after or "", PAGE)
+            events, after = await asyncio.to_thread(run_events, services.ch, audience, at, after or "", PAGE)
             if events:
                 async with session.post("/v1/batch", json={"batch": events}) as response:
                     await response.read()

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from activation.audiences import membership
-from activation.audiences.computation import utc_now
+from activation.services import of as services_of
 
 # How often the worker runs `enqueue_due_audiences` (magpie/jobs.py); schedules are kept to that tick.
 TICK_S = 60
@@ -23,8 +23,8 @@ def compute_job_id(audience_id: str, now_s: float | None = None) -> str:
 
 
 async def enqueue_due_audiences(ctx: dict[str, Any]) -> dict[str, int]:
-    clock = ctx.get("clock", utc_now)
-    ids = await asyncio.to_thread(membership.due, ctx["ch"], clock(), TICK_S)
+    services = services_of(ctx)
+    ids = await asyncio.to_thread(membership.due, services.ch, services.clock(), TICK_S)
     for audience_id in ids:
-        await ctx["enqueue"]("run_audience", audience_id, job_id=compute_job_id(audience_id))
+        await services.enqueue("run_audience", audience_id, job_id=compute_job_id(audience_id))
     return {"enqueued": len(ids)}

@@ -29,8 +29,8 @@ from activation.identity import api, reads
 from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier
 from activation.identity.stitching import stitch_full, stitch_incremental
-from clickhouse.client import ClickHouseTarget, connect
-from clickhouse.migrations import migrate
+from clickhouse.client import connect
+from clickhouse.embedded import running_store
 
 # Person p has two browsers (anonymous ids), 60 % identify on the third event (user id + email),
 # persons 20k and 20k+1 share a device; the fifth event is an order with revenue.
@@ -156,9 +156,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=500)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        target = ClickHouseTarget.embedded_at(Path(tmp))
-        migrate(target)
+    with tempfile.TemporaryDirectory() as tmp, running_store(Path(tmp)) as target:
         ch = connect(target)
         print(f"generate {args.events:,} events: {generate(ch, '', args.events, args.people):.1f} s")
         report, full_s = timed(lambda: stitch_full(ch, datetime.now(UTC)))

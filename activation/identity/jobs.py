@@ -1,6 +1,6 @@
 """Stitching jobs: plain async functions for any queue (the worker module registers them with arq).
 
-ctx["ch"] is a synchronous clickhouse-connect client (called through a thread), ctx["redis"] a
+ctx["services"].ch is a synchronous clickhouse-connect client (called through a thread), .redis a
 redis.asyncio client. One stitch runs at a time (a Redis lock); a run that finds the lock taken
 returns at once, since the running one or the next tick covers its events. Every run records
 its outcome in a Redis hash that the API and /metrics read, so failures are visible, not just logged.
@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from activation.identity.cache import ProfileCache
 from activation.identity.stitching import StitchReport, stitch_full, stitch_incremental
+from activation.services import of as services_of
 
 STITCH_JOB = "identity_stitch"
 RESTITCH_JOB = "identity_restitch"
@@ -43,14 +44,15 @@ async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
-    redis = ctx["redis"]
+    services = services_of(ctx)
+    redis = services.redis
     lock = redis.lock(
         LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking=mode == "full", blocking_timeout=LOCK_TIMEOUT_S
     )
     if not await lock.acquire():
         return {"mode": mode, "skipped": "another stitch is running"}
     try:
-        report = await asyncio.to_thread(_stitch, ctx["ch"], mode, datetime.now(UTC))
+        report = await asyncio.to_thread(_stitch, services.ch, mode, services.clock())
     except Exception as exc:
         await _record(
             redis,

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from activation.admin.auth import TokenStore
 from activation.db import Database
 from activation.net import AllowList, Resolve, system_resolve
+from activation.services import SessionFactory, default_session
 from activation.sync.crypto import CredentialCipher
-from activation.sync.engine import SessionFactory, default_session
 from activation.sync.store import DestinationStore
 
 Enqueue = Callable[..., Awaitable[bool]]

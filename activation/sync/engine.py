@@ -1,8 +1,8 @@
 """The sync job: `sync_destination(ctx, destination_id, audience_id)`, a plain async job function.
 
-`ctx` carries what the worker opened at start-up: `ch` (a synchronous clickhouse-connect client)
-or `db`, `redis`, `secret_key`, the allow-list (`allow`, or the raw `allow_private` text) and,
-optionally, `sync_settings`, `sleep` and `http` (an `(allow, timeout_s) -> SafeSession` factory).
+`ctx["services"]` (activation.services.Services) carries what the worker opened at start-up: the
+ClickHouse client, Redis, the credential key, the allow-list, sync settings, `sleep` and `http` (an
+`(allow, timeout_s) -> SafeSession` factory) — tests swap the last three.
 Job arguments are ids only: credentials are read and decrypted inside the job, never enqueued.
 Each destination × audience sync is its own job, so a hanging platform delays nobody else.
 An unexpected error inside a run is logged here with the credentials masked and re-raised as a
@@ -11,17 +11,17 @@ An unexpected error inside a run is logged here with the credentials masked and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from activation.db import Database
 from activation.destinations import REGISTRY, Credentials
-from activation.net import AllowList, SafeSession, parse_allow_list, safe_session
+from activation.net import AllowList
 from activation.retry import RetryLater
+from activation.services import Services, SessionFactory
+from activation.services import of as services_of
 from activation.sync.crypto import CredentialCipher
 from activation.sync.delivery import Delivery, Sleep
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
@@ -32,17 +32,12 @@ from activation.sync.settings import SyncSettings
 from activation.sync.state import Pair
 from activation.sync.store import DestinationRecord, DestinationStore
 
-SessionFactory = Callable[[AllowList, float], SafeSession]
 JOB_NAME = "sync_destination"
 log = logging.getLogger("magpie.sync")
 
 
 class SyncFailed(Exception):
     """An unexpected error inside a sync run; the message has every credential form masked."""
-
-
-def default_session(allow: AllowList, timeout_s: float) -> SafeSession:
-    return safe_session(allow, timeout_s=timeout_s)
 
 
 def sync_job_id(destination_id: str, audience_id: str, tag: str = "") -> str:
@@ -62,18 +57,17 @@ class SyncDeps:
     metrics: Any = None
 
     @classmethod
-    def from_ctx(cls, ctx: dict[str, Any]) -> SyncDeps:
-        db = ctx["db"] if "db" in ctx else Database(ctx["ch"])
-        allow = ctx.get("allow") or parse_allow_list(str(ctx.get("allow_private", "")))
+    def of(cls, services: Services) -> SyncDeps:
+        db = services.db
         return cls(
             db=db,
-            redis=ctx["redis"],
-            store=DestinationStore(db, CredentialCipher(ctx["secret_key"])),
-            allow=allow,
-            settings=ctx.get("sync_settings") or SyncSettings(),
-            sleep=ctx.get("sleep") or asyncio.sleep,
-            http=ctx.get("http") or default_session,
-            metrics=ctx.get("metrics"),
+            redis=services.redis,
+            store=DestinationStore(db, CredentialCipher(services.secret_key)),
+            allow=services.allow,
+            settings=services.sync,
+            sleep=services.sleep,
+            http=services.http,
+            metrics=services.metrics,
         )
 
 
@@ -81,7 +75,7 @@ async def sync_destination(
     ctx: dict[str, Any], destination_id: str, audience_id: str, trigger: str = "schedule"
 ) -> dict[str, Any]:
     """Job: bring one destination's copy of one audience to the computed membership."""
-    deps = SyncDeps.from_ctx(ctx)
+    deps = SyncDeps.of(services_of(ctx))
     record = await deps.store.get(destination_id)
     if record is None or not record.enabled:
         return {"destination_id": destination_id, "audience_id": audience_id, "status": "skipped"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from activation.db import Database
+from activation.services import of as services_of
 from activation.sync.engine import JOB_NAME, sync_job_id
 
 RETRY_FAILED_AFTER_S = 300
@@ -51,13 +51,14 @@ def due(
 
 
 async def schedule_syncs(ctx: dict[str, Any]) -> dict[str, Any]:
-    db = ctx["db"] if "db" in ctx else Database(ctx["ch"])
+    services = services_of(ctx)
+    db = services.db
     pairs = [(str(a), str(d), _utc(t)) for a, d, t in await db.rows(_PAIRS)]
     last = {(str(d), str(a)): (str(i), str(s), _utc(t)) for d, a, i, s, t in await db.rows(_LAST_SYNCS)}
     queued = 0
     for destination_id, audience_id, tag in due(pairs, last, datetime.now(UTC)):
         job_id = sync_job_id(destination_id, audience_id, tag)
-        queued += bool(await ctx["enqueue"](JOB_NAME, destination_id, audience_id, job_id=job_id))
+        queued += bool(await services.enqueue(JOB_NAME, destination_id, audience_id, job_id=job_id))
     return {"pairs": len(pairs), "queued": queued}
 
 

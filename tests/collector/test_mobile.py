@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import base64
 import gzip
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import clickhouse_connect
 import orjson
 import pytest
 
 from tests.collector.mobile_payloads import SDKS, batch_for
+from tests.processes import StoreProcess
 from tests.server import ServerProcess
 
 COLUMNS = (
@@ -46,15 +46,17 @@ def mobile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _read_columns(data_dir: Path, source_id: str) -> dict[str, dict[str, Any]]:
-    """Query the stopped server's embedded ClickHouse from a child process (one chdb path per process)."""
-    script = (
-        "import clickhouse_connect, orjson, sys\n"
-        f"c = clickhouse_connect.get_client(dsn='chdb://{data_dir}/clickhouse', database='magpie')\n"
-        f"r = c.query(\"SELECT message_id, type, event, {COLUMNS} FROM events WHERE source_id = '{source_id}'\")\n"
-        "sys.stdout.buffer.write(orjson.dumps([dict(zip(r.column_names, row)) for row in r.result_rows]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, timeout=120).stdout
-    return {row["message_id"]: row for row in orjson.loads(out)}
+    """Read the stopped server's data back through a fresh `magpie clickhouse` on its data dir."""
+    store = StoreProcess(data_dir).start()
+    try:
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=store.port, database="magpie")
+        result = client.query(
+            f"SELECT message_id, type, event, {COLUMNS} FROM events WHERE source_id = {{s:String}}",
+            parameters={"s": source_id},
+        )
+        return {row[0]: dict(zip(result.column_names, row, strict=True)) for row in result.result_rows}
+    finally:
+        store.stop()
 
 
 @pytest.mark.parametrize("name", list(SDKS))

@@ -19,6 +19,7 @@ from tests.activation.audiences.audience_rows import (
     save_audience,
     set_traits,
 )
+from tests.services import job_ctx
 
 BUYERS = (
     "trait('ns') = '{ns}' and event('Order Completed').where(property('total') > 50).within(30 days)"
@@ -172,9 +173,9 @@ async def test_the_job_runs_in_a_thread_with_the_context_client(ch: Client, ns: 
     person(ch, ns, "a")
     audience = save_audience(ch, f"{ns}-job", f"trait('ns') = '{ns}'", schedule_every_s=60)
     moment = datetime(2030, 1, 1, tzinfo=UTC)
-    result = await compute_audience({"ch": ch, "clock": lambda: moment}, audience.id)
+    result = await compute_audience(job_ctx(ch, clock=lambda: moment), audience.id)
     assert (result["status"], result["members"], result["computed_at"]) == ("computed", 1, moment.isoformat())
-    assert await compute_audience({"ch": ch}, "aud_missing") == {
+    assert await compute_audience(job_ctx(ch), "aud_missing") == {
         "audience_id": "aud_missing",
         "status": "missing",
     }
@@ -198,10 +199,10 @@ async def test_every_60_s_runs_at_every_scheduler_tick(ch: Client, ns: str) -> N
     for tick in range(5):
         at = start + timedelta(seconds=TICK_S * tick, milliseconds=30)
         queued.clear()
-        await enqueue_due_audiences({"ch": ch, "enqueue": enqueue, "clock": lambda at=at: at})
+        await enqueue_due_audiences(job_ctx(ch, enqueue=enqueue, clock=lambda at=at: at))
         if audience.id in queued:
             late = at + timedelta(milliseconds=700)  # the worker picks the job up a moment later
             runs.append(
-                (await compute_audience({"ch": ch, "clock": lambda late=late: late}, audience.id))["key"]
+                (await compute_audience(job_ctx(ch, clock=lambda late=late: late), audience.id))["key"]
             )
     assert len(runs) == 5

@@ -19,6 +19,7 @@ from activation.identity import admin, api, store
 from activation.identity.jobs import STATUS_KEY, identity_stitch, stitch_status
 from activation.identity.stitching import stitch_incremental
 from tests.activation.identity.conftest import World
+from tests.services import job_ctx
 
 TOKENS = {"reader": {"profiles:read"}, "root": {"admin", "profiles:read"}}
 
@@ -127,14 +128,14 @@ def redis_server(tmp_path: Path) -> Iterator[str]:
 async def test_stitch_job_records_status_and_runs_once(world: World, redis_server: str) -> None:
     redis = aioredis.Redis(unix_socket_path=redis_server)
     world.insert(world.event("identify", 0, anon="a1", user="u1"))
-    report = await identity_stitch({"ch": world.ch, "redis": redis})
+    report = await identity_stitch(job_ctx(world.ch, redis))
     assert report["mode"] == "incremental" and report["identifiers"] >= 2
     assert (await stitch_status(redis))["runs_ok"] == "1"
     async with redis.lock("magpie:identity:stitch:lock", timeout=5):
-        skipped = await identity_stitch({"ch": world.ch, "redis": redis})
+        skipped = await identity_stitch(job_ctx(world.ch, redis))
     assert "skipped" in skipped
     with pytest.raises(AttributeError):
-        await identity_stitch({"ch": None, "redis": redis})
+        await identity_stitch(job_ctx(None, redis))
     status = await stitch_status(redis)
     assert status["runs_failed"] == "1" and status["consecutive_failures"] == "1"
     await redis.delete(STATUS_KEY)

@@ -36,6 +36,7 @@ from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.fakes.meta import FakeMeta
 from tests.fakes.webhook import FakeWebhookReceiver
+from tests.services import job_ctx
 
 SECRET_KEY = "test-secret-key-for-sync-0123456789"
 CUSTOMER, USER_LIST, META_AUDIENCE, MC_LIST, HS_LIST = (
@@ -238,14 +239,9 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def ctx(ch: Client, redis: aioredis.Redis, sleeps: Sleeps) -> dict[str, Any]:
-    return {
-        "ch": ch,
-        "redis": redis,
-        "secret_key": SECRET_KEY,
-        "allow_private": "127.0.0.1",
-        "sync_settings": FAST,
-        "sleep": sleeps,
-    }
+    return job_ctx(
+        ch, redis, secret_key=SECRET_KEY, allow=parse_allow_list("127.0.0.1"), sync=FAST, sleep=sleeps
+    )
 
 
 @dataclass

@@ -128,7 +128,7 @@ async def test_a_canary_credential_never_leaks(
     for needle in (canary, encoded):
         assert not [t for t in texts if needle in t]
         assert needle not in caplog.text
-        assert needle not in await _redis_text(ctx["redis"])
+        assert needle not in await _redis_text(ctx["services"].redis)
     assert _clickhouse_text(ch, canary) == [] and _clickhouse_text(ch, encoded) == []
     assert {"sync_state", "sync_runs", "audiences"} <= set(_clickhouse_text(ch, world.ns))  # the probe works
     assert "sync run" in caplog.text

@@ -18,6 +18,7 @@ from tests.activation.sync.conftest import (
     World,
     sha256_hex,
 )
+from tests.services import changed
 
 KINDS = ("google_ads", "meta", "mailchimp", "hubspot", "webhook")
 
@@ -40,7 +41,7 @@ def held(fakes: Fakes, world: World, kind: str, key: str) -> set[int]:
 
 async def test_adds_and_removes_reach_every_platform(ctx: dict[str, Any], world: World, fakes: Fakes) -> None:
     metrics = Metrics()
-    ctx = {**ctx, "metrics": metrics}
+    ctx = changed(ctx, metrics=metrics)
     world.people(range(1, 13))
     audience_id, key = world.audience()
     world.change(audience_id, [world.pid(n) for n in range(1, 11)], "entered")

@@ -14,6 +14,7 @@ from activation.retry import RetryLater
 from activation.sync.engine import sync_destination
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
 from tests.activation.sync.conftest import FAST, Fakes, World
+from tests.services import changed
 
 
 async def test_lock_is_exclusive_and_released(redis: aioredis.Redis) -> None:
@@ -47,11 +48,9 @@ async def test_a_destination_syncs_one_run_at_a_time(ctx: dict[str, Any], world:
     audience_id, _ = world.audience()
     world.change(audience_id, [world.pid(n) for n in range(1, 4)], "entered")
     dest = await world.destination("webhook", fakes.setups()["webhook"])
-    async with DestinationLock(ctx["redis"], dest, ttl_s=5, wait_s=0):
+    async with DestinationLock(ctx["services"].redis, dest, ttl_s=5, wait_s=0):
         with pytest.raises(RetryLater) as busy:  # the queue runs it again once the lock can be free
-            await sync_destination(
-                {**ctx, "sync_settings": replace(FAST, lock_wait_s=0.1)}, dest, audience_id
-            )
+            await sync_destination(changed(ctx, sync=replace(FAST, lock_wait_s=0.1)), dest, audience_id)
     assert busy.value.defer_s == FAST.lock_ttl_s and fakes.webhook.requests == []
     fakes.webhook.latency_s = 0.2
     both = await asyncio.gather(*(sync_destination(ctx, dest, audience_id) for _ in range(2)))

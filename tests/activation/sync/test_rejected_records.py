@@ -13,6 +13,7 @@ from activation.sync.engine import sync_destination
 from activation.sync.state import Pair
 from tests.activation.sync.conftest import FAST, Fakes, World, sha256_hex
 from tests.activation.sync.test_engine import KINDS, held
+from tests.services import changed
 
 BAD = 3
 
@@ -36,7 +37,7 @@ def refuse(fakes: Fakes, world: World, kind: str, n: int) -> None:
 async def test_one_refused_record_is_dead_lettered_and_the_run_goes_on(
     kind: str, ctx: dict[str, Any], world: World, fakes: Fakes
 ) -> None:
-    ctx = {**ctx, "sync_settings": replace(FAST, max_batch_members=5)}  # three batches of additions
+    ctx = changed(ctx, sync=replace(FAST, max_batch_members=5))  # three batches of additions
     world.people(range(1, 14))
     audience_id, key = world.audience()
     world.change(audience_id, [world.pid(n) for n in range(1, 13)], "entered")
@@ -66,7 +67,7 @@ async def test_splitting_is_bounded_and_unisolated_members_stay_retryable(
     ctx: dict[str, Any], world: World, fakes: Fakes
 ) -> None:
     settings = replace(FAST, max_batch_members=8, split_sends_per_run=2)
-    ctx = {**ctx, "sync_settings": settings}
+    ctx = changed(ctx, sync=settings)
     world.people(range(1, 17))
     audience_id, key = world.audience()
     world.change(audience_id, [world.pid(n) for n in range(1, 17)], "entered")

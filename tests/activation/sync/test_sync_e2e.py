@@ -25,6 +25,7 @@ from activation.sync.schedule import schedule_syncs
 from tests.activation.audiences.audience_rows import event_row, insert_events
 from tests.activation.sync.conftest import Api, Fakes, World
 from tests.activation.sync.test_engine import KINDS, held
+from tests.services import job_ctx
 
 # person number → (plan, orders, consents to marketing)
 PEOPLE = {
@@ -66,7 +67,7 @@ async def test_events_to_audience_to_five_platforms(
 ) -> None:
     now = datetime.now(UTC)
     insert_events(ch, [row for n in PEOPLE for row in person_events(world, n, now)])
-    await identity_stitch({"ch": ch, "redis": ctx["redis"]})
+    await identity_stitch(job_ctx(ch, ctx["services"].redis))
 
     ids = []
     for kind in KINDS:
@@ -92,7 +93,7 @@ async def test_events_to_audience_to_five_platforms(
         queued.append((name, args, job_id))
         return True
 
-    await schedule_syncs({"ch": ch, "enqueue": enqueue})
+    await schedule_syncs(job_ctx(ch, enqueue=enqueue))
     mine = [args for name, args, _ in queued if name == JOB_NAME and args[0] in ids]
     assert sorted(mine) == sorted((d, audience.id) for d in ids)
     for args in mine:
@@ -103,5 +104,5 @@ async def test_events_to_audience_to_five_platforms(
     assert fakes.webhook.members[key] == profile_ids(ch, [world.email(1), world.email(2)])
 
     queued.clear()
-    await schedule_syncs({"ch": ch, "enqueue": enqueue})
+    await schedule_syncs(job_ctx(ch, enqueue=enqueue))
     assert [args for _, args, _ in queued if args[0] in ids] == []
