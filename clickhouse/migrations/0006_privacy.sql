@@ -1,0 +1,1 @@
+-- 0006_privacy: reserved for this wave's work (no change yet).

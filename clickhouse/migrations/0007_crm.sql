@@ -1,0 +1,1 @@
+-- 0007_crm: reserved for this wave's work (no change yet).

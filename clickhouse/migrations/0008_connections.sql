@@ -1,0 +1,1 @@
+-- 0008_connections: reserved for this wave's work (no change yet).

@@ -1,0 +1,1 @@
+-- 0009_incremental_profiles: reserved for this wave's work (no change yet).

@@ -1,0 +1,1 @@
+-- 0010_destinations: reserved for this wave's work (no change yet).
