@@ -140,6 +140,12 @@ class ClickHouseApp:
             raw = bytearray()
             await body.read_into(raw, MAX_QUERY_BYTES)
             pairs = pairs + form_pairs(headers.get("content-type", ""), bytes(raw))
+        for header, name in (
+            ("x-clickhouse-database", "database"),
+            ("x-clickhouse-format", "default_format"),
+        ):
+            if header in headers and not any(k == name for k, _ in pairs):
+                pairs = [*pairs, (name, headers[header])]
         authenticate(self._password, *credentials(headers, pairs))
         req = parse_params(scope["method"], pairs)
         if req.internal_compression:

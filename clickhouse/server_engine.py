@@ -76,7 +76,6 @@ class Engine:
         self.path = str(path.resolve())
         self._lock = threading.Lock()
         self._idle: list[Handle] = []
-        self._open: set[int] = set()
         self._root = self.open()  # holds the engine open for the life of the server
         row = _call(self._root, "SELECT version(), timezone()").bytes().decode().rstrip("\n")
         self.version, self.timezone = row.split("\t")
@@ -97,8 +96,6 @@ class Engine:
             handle = Handle(chdb.connect(self.path), session=session)  # type: ignore[no-untyped-call]
         except Exception as exc:  # a second process on the same path, a broken data dir
             raise from_engine(exc) from None
-        with self._lock:
-            self._open.add(id(handle))
         return handle
 
     def acquire(self) -> Handle:
@@ -118,8 +115,6 @@ class Engine:
         return True
 
     def discard(self, handle: Handle) -> None:
-        with self._lock:
-            self._open.discard(id(handle))
         try:
             handle.conn.close()
         except Exception:

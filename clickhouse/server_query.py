@@ -98,6 +98,8 @@ class Runner:
     async def handle(self, ex: Exchange) -> None:
         text = bytearray(ex.req.query)
         inline = await self._read_header(ex, text)
+        if inline is not None and ex.req.method in ("GET", "HEAD"):
+            raise error("READONLY", _READONLY_GET)
         if inline is not None and not ex.req.params:
             await self._insert(ex, text, inline)
             return

@@ -101,7 +101,9 @@ def parse_params(method: str, pairs: list[tuple[str, str]]) -> QueryRequest:
         settings=settings,
         params=params,
         session_id=given.get("session_id", ""),
-        session_timeout_s=_timeout_s(given["session_timeout"]) if "session_timeout" in given else 60.0,
+        session_timeout_s=_timeout_s(given["session_timeout"])
+        if "session_timeout" in given
+        else DEFAULT_SESSION_TIMEOUT_S,
         session_check=_flag(given.get("session_check", "0")),
         query_id=given.get("query_id", ""),
         compression=None if compression is None else _flag(compression),

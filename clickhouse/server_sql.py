@@ -188,8 +188,8 @@ def find_inline_insert(text: bytes, complete: bool) -> InlineInsert | str | None
             continue
         if kind == INCOMPLETE or (end == len(text) and not complete):
             return NEED_MORE
-        if depth == 0 and word in ("SELECT", "WITH", "INFILE"):
-            return None
+        if depth == 0 and (word in ("SELECT", "WITH", "INFILE") or kind == SEMI):
+            return None  # no inline data (a `;` first: let the statement check refuse the rest)
         if depth == 0 and word == "VALUES":
             return InlineInsert(text[:start], "Values", end)
         if depth == 0 and word == "FORMAT":

@@ -165,6 +165,8 @@ def test_bi_driver_style_post_with_database_and_header_auth(locked: ClickHousePr
     url = f"{locked.url}/?database=system&default_format=TabSeparatedWithNamesAndTypes"
     status, _, body = http(url, data=b"SELECT 'db' AS name FROM one", headers=headers)
     assert (status, body) == (200, b"name\nString\ndb\n")
+    by_header = {**headers, "X-ClickHouse-Database": "system", "X-ClickHouse-Format": "JSONEachRow"}
+    assert http(f"{locked.url}/", data=b"SELECT dummy FROM one", headers=by_header)[2] == b'{"dummy":0}\n'
 
 
 def test_errors_have_clickhouse_shape(server: ClickHouseProcess) -> None:
@@ -177,6 +179,12 @@ def test_errors_have_clickhouse_shape(server: ClickHouseProcess) -> None:
     assert (status, headers["X-ClickHouse-Exception-Code"]) == (400, "62")
     status, headers, _ = http(f"{server.url}/?query={q('CREATE TABLE g (a Int8) ENGINE = Memory')}")
     assert headers["X-ClickHouse-Exception-Code"] == "164"  # GET is read-only, as in ClickHouse
+    status, headers, _ = http(f"{server.url}/?query={q('INSERT INTO victims VALUES (1)')}")
+    assert headers["X-ClickHouse-Exception-Code"] == "164"
+    status, headers, _ = http(
+        f"{server.url}/", data=b"INSERT INTO victims; DROP TABLE victims; INSERT INTO victims VALUES"
+    )
+    assert headers["X-ClickHouse-Exception-Code"] == "62"
     with pytest.raises(DatabaseError) as caught:
         server.client().query("SELECT * FROM no_such_table")
     assert caught.value.code == 60 and "UNKNOWN_TABLE" in str(caught.value)

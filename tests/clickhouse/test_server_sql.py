@@ -31,6 +31,7 @@ def test_values_and_binary_data_after_the_header() -> None:
         b"INSERT INTO t FROM INFILE 'f.csv' FORMAT CSV",
         b"SELECT 'INSERT INTO t FORMAT CSV'",
         b"/* INSERT INTO t FORMAT CSV */ SELECT 1",
+        b"INSERT INTO t; DROP TABLE t; INSERT INTO t FORMAT CSV\n1",
     ],
 )
 def test_no_inline_data(text: bytes) -> None:
