@@ -155,3 +155,11 @@ class ClickHouseApp:
         enabled = self._compression_default if req.compression is None else req.compression
         encoding = choose(headers.get("accept-encoding", "")) if enabled else None
         return Exchange(req, body, send, self._base_headers(query_id, req), encoding, started)
+
+
+def _with_header_params(headers: dict[str, str], pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """X-ClickHouse-Database / X-ClickHouse-Format stand in for absent `database` / `default_format`."""
+    for header, name in (("x-clickhouse-database", "database"), ("x-clickhouse-format", "default_format")):
+        if header in headers and not any(k == name for k, _ in pairs):
+            pairs = [*pairs, (name, headers[header])]
+    return pairs
