@@ -83,7 +83,12 @@ class ClickHouseApp:
                 await self.runner.thread(self.engine.discard, handle)
 
     def close(self) -> None:
-        """After the server stopped: wait for running engine calls, then close every handle."""
+        """After the server stopped (running requests had the grace period to finish): cancel what
+        still runs, wait for the engine calls to return, then close every handle."""
+        try:
+            self.engine.kill_all()
+        except ClickHouseError as exc:
+            log.warning("clickhouse: could not cancel running queries at shutdown: %s", exc.text)
         self.pool.shutdown(wait=True)
         for handle in self.sessions.drain():
             self.engine.discard(handle)

@@ -173,9 +173,16 @@ class Engine:
 
     def kill(self, marker: str) -> None:
         """Cancel the running query whose text ends with `marker_comment(marker)` (KILL QUERY)."""
+        self._kill(f"query LIKE {quote_literal('%' + marker_comment(marker))}")
+
+    def kill_all(self) -> None:
+        """Cancel every running query (at shutdown, once the grace period is over)."""
+        self._kill("query NOT LIKE 'KILL QUERY%'")
+
+    def _kill(self, condition: str) -> None:
         handle = self.acquire()
         try:
-            _call(handle, f"KILL QUERY WHERE query LIKE {quote_literal('%' + marker_comment(marker))} ASYNC")
+            _call(handle, f"KILL QUERY WHERE {condition} ASYNC")
         finally:
             if not self.pool(handle):
                 self.discard(handle)
