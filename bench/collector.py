@@ -13,11 +13,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +84,12 @@ def bare_server() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def magpie_server(data_dir: Path) -> tuple[ServerProcess, str, str]:
-    server = ServerProcess(data_dir, MAGPIE_FLUSH_INTERVAL_MS="200")
+    """`magpie serve` with every process (store, Redis, the web process, the worker) on CPU 0, like the
+    bare app: one web process, since a second on the same core only adds switching."""
+    server = ServerProcess(
+        data_dir, prefix=tuple(pinned(0)), MAGPIE_FLUSH_INTERVAL_MS="200", MAGPIE_WEB_PROCESSES="1"
+    )
     server.start()
-    if pinned(0):
-        subprocess.run(["taskset", "-a", "-p", "-c", "0", str(server.process.pid)], capture_output=True)  # type: ignore[union-attr]
     source = server.create_source("bench", rate_limit_per_s=0)
     auth = "Basic " + base64.b64encode(f"{source['write_key']}:".encode()).decode()
     return server, auth, source["id"]
@@ -110,6 +114,16 @@ def durable_rate(server: ServerProcess, source_id: str, batch: int, auth: str) -
     total_s = drained(server, source_id, started)
     stored = server.metric("magpie_events_accepted_total", source=source_id) - before
     return {**result, "durable_events_s": stored / total_s}
+
+
+def with_worker_stopped(server: ServerProcess, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """The same load with the worker paused (SIGSTOP): what ingestion costs while it stitches."""
+    worker = server.children()["worker"]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        return run()
+    finally:
+        os.kill(worker, signal.SIGCONT)
 
 
 def fixed_rate(url: str, rate: float, batch: int, auth: str) -> dict[str, float]:
@@ -169,6 +183,8 @@ def main() -> None:
         server, auth, source_id = magpie_server(Path(tmp) / "data")
         try:
             results["magpie_single"] = durable_rate(server, source_id, 1, auth)
+            results["worker_idle_single"] = with_worker_stopped(server, lambda: wrk(server.url, 1, auth))
+            drained(server, source_id, time.monotonic())
             results["magpie_batch"] = durable_rate(server, source_id, 100, auth)
             half = results["magpie_single"]["rps"] / 2
             results["half_peak_single"] = fixed_rate(server.url, half, 1, auth)
@@ -196,6 +212,11 @@ def main() -> None:
                 ("batch of 100", results["magpie_batch"], results["bare_batch"]),
             ]
         )
+    )
+    live, idle = results["magpie_single"]["rps"], results["worker_idle_single"]["rps"]
+    print(
+        f"\nsingle events while the worker stitches the live population of 5,000 anonymous ids: "
+        f"{live:,.0f} req/s = {live / idle:.0%} of the same load with the worker paused ({idle:,.0f})"
     )
     for key in ("magpie_single", "magpie_batch"):
         print(

@@ -4,55 +4,16 @@ clickhouse (the embedded store), and `web` (a supervised web process: collector 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
-import socket
 import sys
 
-import uvicorn
-
-from clickhouse.migrations import migrate
-from magpie.http_protocol import uvicorn_config
-from magpie.server import WEB, App, clickhouse_target
 from magpie.settings import ConfigError, Settings, load_settings
 
 COMMANDS = ("serve", "collector", "api", "worker", "migrate", "web", "clickhouse")
 SPLIT = ("collector", "api", "worker", "web")
-
-
-def _serve(settings: Settings, parts: frozenset[str], fd: int | None = None) -> None:
-    app = App(settings, parts)
-    config = uvicorn_config(settings, app.asgi)
-    server = DrainingServer(config, app)
-    server.run(sockets=[socket.socket(fileno=fd)] if fd is not None else None)
-
-
-class DrainingServer(uvicorn.Server):
-    """On SIGTERM/SIGINT readiness turns 503 first, then uvicorn stops accepting and drains."""
-
-    def __init__(self, config: uvicorn.Config, app: App) -> None:
-        super().__init__(config)
-        self.app = app
-
-    def handle_exit(self, sig: int, frame: object) -> None:
-        self.app.runtime.draining = True
-        super().handle_exit(sig, frame)  # type: ignore[arg-type]
-
-
-def _headless(settings: Settings, parts: frozenset[str]) -> None:
-    """A process without HTTP (the supervised worker): the app's lifespan until SIGTERM/SIGINT."""
-    app = App(settings, parts)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        async with app.lifespan(app.starlette):
-            await stop.wait()
-
-    asyncio.run(run())
+WEB = frozenset({"collector", "api"})
+# The app stack is imported only by the commands that run it: `magpie clickhouse` must start even if
+# an activation module is broken.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,14 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "clickhouse":
         return _clickhouse(settings)
     if args.command == "migrate":
-        applied = migrate(clickhouse_target(settings))
+        if settings.embedded:
+            print(
+                "magpie migrate: needs MAGPIE_CLICKHOUSE_URL (`magpie serve` migrates its store)",
+                file=sys.stderr,
+            )
+            return 2
+        from clickhouse.client import ClickHouseTarget
+        from clickhouse.migrations import migrate
+
+        target = ClickHouseTarget.from_url(settings.clickhouse_url, settings.clickhouse_cluster)
+        applied = migrate(target)
         print(f"applied migrations: {applied or 'none pending'}")
         return 0
+    from magpie.run import headless, serve_http
+
     parts = WEB if args.command == "web" else frozenset({args.command})
     if args.headless:
-        _headless(settings, parts)
+        headless(settings, parts)
     else:
-        _serve(settings, parts, args.fd)
+        serve_http(settings, parts, args.fd)
     return 0
 
 

@@ -13,7 +13,9 @@ Check = Callable[[], Awaitable[None]]
 
 
 def health_routes(
-    checks: Mapping[str, Check], render_metrics: Callable[[], str], draining: Callable[[], bool]
+    checks: Mapping[str, Check],
+    render_metrics: Callable[[], Awaitable[str]],
+    draining: Callable[[], bool],
 ) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -32,6 +34,6 @@ def health_routes(
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        return PlainTextResponse(render_metrics(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(await render_metrics(), media_type="text/plain; version=0.0.4")
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

@@ -3,6 +3,7 @@ collector and one route list (Starlette's shape); the lifespan starts and stops 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -46,6 +47,7 @@ from collector.web import STATIC
 from magpie.bootstrap import announce
 from magpie.health import Check, health_routes
 from magpie.jobs import job_set
+from magpie.metrics_share import SharedMetrics, default_process_name
 from magpie.secrets_file import load_or_create_secret_key
 from magpie.settings import Settings
 from magpie.worker import JobRunner, JobSet
@@ -121,6 +123,9 @@ class App:
             # writes and reads on separate clients: a client is not shared by concurrent threads
             store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
             rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
+        name = settings.process_name or default_process_name()
+        self.shared_metrics = SharedMetrics(rt.metrics, rt.redis, name)
+        self._tasks: list[asyncio.Task[None]] = []
         self.starlette = Starlette(routes=self._routes(), lifespan=self.lifespan)
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -144,6 +149,7 @@ class App:
         rt, settings = self.runtime, self.runtime.settings
         assert rt.jobs is not None
         await rt.jobs.connect()
+        self._tasks.append(asyncio.create_task(self.shared_metrics.run()))
         if rt.collector is not None:
             await rt.collector.start()
         if "worker" in self.parts:
@@ -154,7 +160,8 @@ class App:
 
     def _routes(self) -> list[BaseRoute]:
         rt = self.runtime
-        routes: list[BaseRoute] = [*health_routes(self._checks(), rt.metrics.render, lambda: rt.draining)]
+        metrics = self.shared_metrics.render
+        routes: list[BaseRoute] = [*health_routes(self._checks(), metrics, lambda: rt.draining)]
         if rt.collector is not None:
             routes += rt.collector.routes()
         if "api" in self.parts:
@@ -225,6 +232,9 @@ class App:
             await rt.collector.stop()
         if rt.jobs is not None:
             await rt.jobs.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if rt.redis is not None:
             await rt.redis.aclose()
 

@@ -42,6 +42,7 @@ class Settings:
     web_processes: int = 1
     spool_dir: Path | None = None  # set by the supervisor per web process; default <data dir>/spool
     supervised: bool = False  # a child of `magpie serve`: the supervisor bootstraps and migrates
+    process_name: str = ""  # this process in the deployment's /metrics (web-0, worker); default host:pid
     header_timeout_s: int = 10
     body_timeout_s: int = 30
     send_timeout_s: int = 30
@@ -127,6 +128,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         web_processes=_int(env, "MAGPIE_WEB_PROCESSES", os.cpu_count() or 1, 1, 64),
         spool_dir=Path(env["MAGPIE_SPOOL_DIR"]).resolve() if env.get("MAGPIE_SPOOL_DIR") else None,
         supervised=env.get("MAGPIE_SUPERVISED", "") == "1",
+        process_name=env.get("MAGPIE_PROCESS_NAME", ""),
     )
     try:
         parse_allow_list(settings.allow_private_destinations)

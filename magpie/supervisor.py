@@ -193,10 +193,10 @@ class Supervisor:
         self._adopt_legacy_spool()
         for index in range(settings.web_processes):
             spool = settings.data_dir / "spool" / f"web-{index}"
-            env = self._child_env(plan, MAGPIE_SPOOL_DIR=str(spool), MAGPIE_WEB_INDEX=str(index))
+            env = self._child_env(plan, MAGPIE_SPOOL_DIR=str(spool), MAGPIE_PROCESS_NAME=f"web-{index}")
             spec = ChildSpec(f"web-{index}", _python_argv("web", "--fd", str(fd)), env, (fd,), 90)
             self.webs.append(Child(spec))
-        worker_env = self._child_env(plan)
+        worker_env = self._child_env(plan, MAGPIE_PROCESS_NAME="worker")
         self.worker = Child(ChildSpec("worker", _python_argv("worker", "--headless"), worker_env))
         for child in [*self.webs, self.worker]:
             child.start()

@@ -37,9 +37,12 @@ def free_port() -> int:
 class ServerProcess:
     """One `magpie serve` on a data dir; `start()`, `stop()`, `kill()` and helpers over HTTP."""
 
-    def __init__(self, data_dir: Path, *, own_group: bool = False, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, *, own_group: bool = False, prefix: tuple[str, ...] = (), **env: str
+    ) -> None:
         self.data_dir = data_dir
         self.own_group = own_group  # its own process group, so a test can signal the whole group
+        self.prefix = prefix  # e.g. ("taskset", "-c", "0"): every child inherits it
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = ADMIN_TOKEN
@@ -67,7 +70,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 90) -> ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "magpie.cli", "serve"],
+            [*self.prefix, sys.executable, "-m", "magpie.cli", "serve"],
             env=self.env,
             stdout=log,
             stderr=log,

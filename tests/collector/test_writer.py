@@ -181,7 +181,7 @@ async def test_readyz_is_503_while_the_collector_writer_is_down(
     tmp_path: Path, store: EventStore, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     collector = Collector(CollectorSettings(tmp_path / "spool", "http://collector"), store, redis, Metrics())
-    app = Starlette(routes=health_routes({"writer": collector.check_ready}, lambda: "", lambda: False))
+    app = Starlette(routes=health_routes({"writer": collector.check_ready}, _no_metrics, lambda: False))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     await collector.start()
     try:
@@ -200,3 +200,7 @@ async def test_readyz_is_503_while_the_collector_writer_is_down(
         await client.aclose()
         await collector.stop(timeout_s=10)
     assert not collector.ready
+
+
+async def _no_metrics() -> str:
+    return ""

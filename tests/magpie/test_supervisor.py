@@ -54,6 +54,9 @@ def test_serve_runs_each_part_as_its_own_process_and_restarts_a_dead_one(tmp_pat
         assert all(_track(server, source["write_key"], i).status_code == 200 for i in ids)
         assert {e["messageId"] for e in server.wait_for_ids(source["id"], ids)} >= set(ids)
         assert "web-0" in server.log() and "restarting in" in server.log()
+        # one /metrics for the deployment: whichever web process answers, the counts are the sum
+        _wait_for(lambda: server.metric("magpie_events_accepted_total", source=source["id"]) == 20)
+        assert all(server.metric("magpie_events_accepted_total", source=source["id"]) == 20 for _ in range(6))
     finally:
         server.stop()
 
