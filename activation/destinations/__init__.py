@@ -6,6 +6,7 @@ from activation.destinations.base import (
     Destination,
     DestinationError,
     DestinationType,
+    Erasure,
     Member,
     PermanentError,
     RecordFailure,
@@ -14,6 +15,7 @@ from activation.destinations.base import (
     SendResult,
     SupportsConnectionTest,
     SupportsDeletion,
+    SupportsErasure,
     SupportsTokenRefresh,
     SyncBatch,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "Destination",
     "DestinationError",
     "DestinationType",
+    "Erasure",
     "Member",
     "PermanentError",
     "RecordFailure",
@@ -46,6 +49,7 @@ __all__ = [
     "SendResult",
     "SupportsConnectionTest",
     "SupportsDeletion",
+    "SupportsErasure",
     "SupportsTokenRefresh",
     "SyncBatch",
 ]

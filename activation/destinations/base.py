@@ -188,4 +188,29 @@ class SupportsDeletion(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """What a platform's own erasure call did: `erased` (the platform deleted the person), `notified`
+    (a receiver was told, e.g. a webhook) or `skipped` (nothing this platform can erase by)."""
+
+    status: str
+    detail: str = ""
+
+
+@runtime_checkable
+class SupportsErasure(Protocol):
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """Calls the platform's privacy erasure API for one person (identifier type → raw values).
+
+        Raises the usual vocabulary: RetryableError (retried with backoff), AuthExpiredError (one
+        token refresh), PermanentError. A person the platform does not know is not an error."""
+        ...
+
+
 DestinationType = Destination

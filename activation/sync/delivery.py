@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from activation.destinations import (
     AuthExpiredError,
@@ -29,6 +30,7 @@ from activation.sync.redact import RedactingClient, Redactor
 
 Sleep = Callable[[float], Awaitable[None]]
 OnRefresh = Callable[[Credentials], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,17 @@ class Delivery:
         return self.session.redactor()
 
     async def send(self, batch: SyncBatch) -> SendResult:
+        return await self.attempt(lambda: self._send_once(batch))
+
+    async def attempt(self, once: Callable[[], Awaitable[T]]) -> T:
+        """`once()` under the retry rules of `send` (privacy erasure calls use it too)."""
         started, attempt = time.monotonic(), 0
         while True:
             attempt += 1
             try:
                 if self._refresh_due:
                     await self._refresh()
-                return await self._send_once(batch)
+                return await once()
             except AuthExpiredError as exc:
                 self._expect_refresh(exc)
                 attempt -= 1

@@ -76,6 +76,21 @@ class SyncJob:
         )  # fmt: skip
         return self.run
 
+    async def remove(self, members: Sequence[Member]) -> SyncRun:
+        """Remove these members now, whatever the membership says (privacy erasure), through the same
+        removal path as a run's exits: batches, splitting, checkpoints and dead letters."""
+        await runs.save_run(self.db, self.run)
+        try:
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                await self._deliver("exited", chunk, f"{self.run.id}:exited:{chunk[-1].profile_id}")
+            status = "partial" if self.run.failed else "succeeded"
+        except StopRun:
+            status = "failed"
+        self.run = self.run.finished(status)
+        await runs.save_run(self.db, self.run)
+        return self.run
+
     async def _phase(self, change: str) -> None:
         fetch = state.to_remove if change == "exited" else state.to_add
         after = ""
