@@ -44,6 +44,8 @@ def connect(target: ClickHouseTarget, *, with_database: bool = True) -> Client:
         # No HTTP session: a client is shared by concurrent threads (asyncio.to_thread), and
         # ClickHouse refuses concurrent queries within one session; settings go with each query.
         autogenerate_session_id=False,
+        # a cluster's Distributed tables acknowledge an insert once it is on its shard
+        settings={"distributed_foreground_insert": 1} if target.cluster else None,
     )
 
 

@@ -3,6 +3,12 @@
 A `CREATE TABLE t (...) ENGINE = XMergeTree...` becomes a replicated local table `t_local` on
 every node plus a `Distributed` table `t` over it; `ALTER TABLE t` targets `t_local`. All
 statements get `ON CLUSTER`. Reads and writes keep using the plain table names.
+
+The Distributed table shards by a hash of the table's sorting key: every version of a row lands on
+the same shard, so ReplacingMergeTree's FINAL and argMax-by-version reads stay right (with `rand()`
+two versions of one row could sit on two shards and both survive FINAL). Inserts through a
+Distributed table are synchronous (`distributed_foreground_insert`, set by clickhouse/client.py for
+cluster targets), so an acknowledged insert is on its shard, not in a local queue.
 """
 
 from __future__ import annotations
@@ -42,6 +48,24 @@ def _render_create(table: str, body: str, cluster: str, database: str) -> str:
     local = f"CREATE TABLE IF NOT EXISTS {table}_local ON CLUSTER {cluster} {local_body}"
     distributed = (
         f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} AS {table}_local "
-        f"ENGINE = Distributed({cluster}, {database}, {table}_local, rand())"
+        f"ENGINE = Distributed({cluster}, {database}, {table}_local, {sharding_key(body)})"
     )
     return f"{local};\n{distributed}"
+
+
+def sharding_key(body: str) -> str:
+    """`cityHash64(<sorting key>)` from the table's ORDER BY (rand() for a table without one)."""
+    at = re.search(r"\bORDER BY\s+", body)
+    if at is None:
+        return "rand()"
+    rest = body[at.end() :]
+    if not rest.startswith("("):
+        key = re.match(r"[\w.]+", rest)
+        return f"cityHash64({key.group(0)})" if key else "rand()"
+    depth = 0
+    for index, char in enumerate(rest):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            inner = rest[1:index].strip()
+            return f"cityHash64({inner})" if inner else "rand()"
+    raise ValueError("unbalanced ORDER BY")

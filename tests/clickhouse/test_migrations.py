@@ -10,7 +10,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from clickhouse.client import ClickHouseTarget
-from clickhouse.cluster import render_cluster
+from clickhouse.cluster import render_cluster, sharding_key
 from clickhouse.migrations import load_migrations, migrate
 from collector.enrich.geo import GeoLookup
 from collector.normalize import Defaults, Event, normalize
@@ -47,7 +47,7 @@ def test_cluster_rendering_replicates_and_distributes() -> None:
         "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/magpie/events_local', '{replica}')"
         in rendered
     )
-    assert "ENGINE = Distributed(prod, magpie, events_local, rand())" in rendered
+    assert "ENGINE = Distributed(prod, magpie, events_local, cityHash64(" in rendered
     sources = next(s for s in statements if "EXISTS sources" in s)
     assert (
         "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/magpie/sources_local', '{replica}', version)"
@@ -55,6 +55,26 @@ def test_cluster_rendering_replicates_and_distributes() -> None:
     )
     for statement in statements:
         assert "ON CLUSTER prod" in render_cluster(statement, "prod", "magpie")
+
+
+def test_cluster_ddl_parses_with_the_engines_own_parser(ch: Client) -> None:
+    """Every rendered cluster statement goes through ClickHouse's parser (formatQuery) — a syntax
+    error fails here, not on a customer's cluster; each Distributed table shards by its sorting key."""
+    for migration in load_migrations():
+        for statement in migration.statements():
+            for part in render_cluster(statement, "prod", "magpie").split(";\n"):
+                formatted = ch.query("SELECT formatQuery({q:String})", parameters={"q": part}).result_rows
+                assert "ON CLUSTER prod" in formatted[0][0], part
+                if "ENGINE = Distributed" in part:
+                    assert "rand()" not in part and "cityHash64(" in part, part
+
+
+def test_sharding_key_is_the_hash_of_the_sorting_key() -> None:
+    assert sharding_key("(a String) ENGINE = MergeTree ORDER BY (a, toDate(b)) SETTINGS x = 1") == (
+        "cityHash64(a, toDate(b))"
+    )
+    assert sharding_key("(a String) ENGINE = ReplacingMergeTree(v) ORDER BY id") == "cityHash64(id)"
+    assert sharding_key("(a String) ENGINE = Log") == "rand()"
 
 
 def _row(ip: str = "81.2.69.142") -> dict[str, object]:
