@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
 from urllib.parse import quote
 
@@ -63,6 +64,20 @@ def _store_answers(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def spool_backlog(directory: Path) -> bool:
+    """True when the spool directory holds records its writer has not moved into ClickHouse."""
+    segments = sorted(directory.glob("seg-*.log"))
+    if not segments:
+        return False
+    try:
+        checkpoint = json.loads((directory / "checkpoint.json").read_bytes())
+    except (FileNotFoundError, ValueError):
+        return any(s.stat().st_size > 0 for s in segments)
+    last = segments[-1]
+    end = (int(last.name[4:16]), last.stat().st_size)
+    return checkpoint.get("intent") is not None or tuple(checkpoint["position"]) < end
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -191,7 +206,7 @@ class Supervisor:
         self.sock = listening_socket(settings.host, settings.port)
         fd = self.sock.fileno()
         self._adopt_legacy_spool()
-        for index in range(settings.web_processes):
+        for index in range(self._web_count()):
             spool = settings.data_dir / "spool" / f"web-{index}"
             env = self._child_env(plan, MAGPIE_SPOOL_DIR=str(spool), MAGPIE_PROCESS_NAME=f"web-{index}")
             spec = ChildSpec(f"web-{index}", _python_argv("web", "--fd", str(fd)), env, (fd,), 90)
@@ -201,6 +216,18 @@ class Supervisor:
         for child in [*self.webs, self.worker]:
             child.start()
         self._write_pids()
+
+    def _web_count(self) -> int:
+        """MAGPIE_WEB_PROCESSES, or more while a higher-numbered spool still holds acknowledged events
+        (the setting was lowered): each spool is drained by its own web process, so none is stranded."""
+        wanted = self.settings.web_processes
+        backlog = [
+            i for i in range(wanted, 1024) if spool_backlog(self.settings.data_dir / "spool" / f"web-{i}")
+        ]
+        if backlog:
+            log.warning("spools web-%s still hold events: running %d web processes", backlog, backlog[-1] + 1)
+            return backlog[-1] + 1
+        return wanted
 
     def _adopt_legacy_spool(self) -> None:
         """A spool written by the one-process server (data/spool/seg-*) is drained by web process 0."""

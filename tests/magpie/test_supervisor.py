@@ -13,6 +13,9 @@ import clickhouse_connect
 import httpx
 import pytest
 
+from collector.checkpoint import Checkpoint, save_checkpoint
+from collector.spool import Spool
+from magpie.supervisor import spool_backlog
 from tests.server import ServerProcess, alive
 
 pytestmark = pytest.mark.timeout(240)
@@ -97,3 +100,16 @@ def test_ctrl_c_to_the_process_group_flushes_cleanly(tmp_path: Path) -> None:
         assert count == 300
     finally:
         restarted.stop()
+
+
+async def test_a_spool_with_unwritten_events_is_seen_as_a_backlog(tmp_path: Path) -> None:
+    """Lowering MAGPIE_WEB_PROCESSES must not strand a higher-numbered spool's events."""
+    directory = tmp_path / "spool" / "web-1"
+    spool = Spool(directory, 1 << 20)
+    await spool.append([b"event-1", b"event-2"])
+    end = spool.committed
+    spool.close()
+    assert spool_backlog(directory)
+    save_checkpoint(directory / "checkpoint.json", Checkpoint(end))
+    assert not spool_backlog(directory)
+    assert not spool_backlog(tmp_path / "spool" / "web-7")  # never existed
