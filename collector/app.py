@@ -24,6 +24,7 @@ from collector.settings import CollectorSettings
 from collector.sources import SourceCache
 from collector.spool import Spool
 from collector.store import EventStore
+from collector.suppressions import SuppressionCache
 from collector.web import STATIC, Asset, pixel, serve_asset, settings_document
 from collector.writer import Writer, WriterSupervisor
 
@@ -45,7 +46,8 @@ class Collector:
         self.geo = GeoLookup(settings.geoip_city_db, settings.geoip_asn_db)
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.sources = SourceCache(store, redis)
-        self.ingestor = Ingestor(self.spool, build_steps(self.geo), metrics)
+        self.suppressions = SuppressionCache(settings.suppression_key, store, redis)
+        self.ingestor = Ingestor(self.spool, build_steps(self.geo, self.suppressions), metrics)
         self.tracking = TrackingApp(settings, self.sources, self.ingestor, RateLimiter(), metrics)
         make_writer = partial(Writer, self.spool, store, redis, metrics, settings.flush_interval_ms / 1000)
         self.writer = WriterSupervisor(make_writer, metrics)
@@ -60,7 +62,15 @@ class Collector:
             await self.sources.refresh()
         except Exception as exc:
             log.warning("could not load sources at start: %s", exc)
-        self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self.sources.run())]
+        try:
+            await self.suppressions.refresh()
+        except Exception as exc:  # the listener re-reads as soon as it subscribes
+            log.warning("could not load suppressions at start: %s", exc)
+        self._tasks = [
+            asyncio.create_task(self.writer.run()),
+            asyncio.create_task(self.sources.run()),
+            asyncio.create_task(self.suppressions.run()),
+        ]
 
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Flush: let the writer drain what is committed, then stop the background tasks."""

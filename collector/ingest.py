@@ -19,7 +19,7 @@ import orjson
 from collector.body import MAX_BATCH_EVENTS, dump, pruned
 from collector.metrics import Metrics
 from collector.normalize import Defaults, Event, Rejection, message_id_of, normalize
-from collector.pipeline import RequestFacts, Step, build_row
+from collector.pipeline import SUPPRESSED, RequestFacts, Step, build_row
 from collector.records import EVENT, REJECTED, encode
 from collector.spool import Spool
 from collector.timestamps import iso
@@ -115,6 +115,8 @@ class Ingestor:
             self.metrics.inc("magpie_enrichment_failures_total", facts.source.id, step=step)
         if draft.dropped:
             self.metrics.inc("magpie_events_dropped_total", facts.source.id, reason=draft.dropped)
+            if draft.dropped == SUPPRESSED:
+                self.metrics.inc("magpie_events_suppressed_total", facts.source.id)
             return None
         return encode(EVENT, facts.source.id, message_id, ingest_id, row)
 

@@ -26,9 +26,11 @@ from collector.enrich.useragent import enrich_user_agent
 from collector.normalize import Event
 from collector.row import context_columns
 from collector.sources import Source
+from collector.suppressions import SuppressionCache
 from collector.timestamps import iso
 
 log = logging.getLogger("magpie.enrich")
+SUPPRESSED = "suppressed"
 SERVER_LIBRARIES = (
     "analytics-python",
     "analytics-node",
@@ -89,6 +91,22 @@ class Step:
     essential: bool = False
 
 
+def drop_suppressed(cache: SuppressionCache, draft: Draft) -> Draft:
+    """Privacy: an event carrying any suppressed identifier is answered but never stored."""
+    return draft.drop(SUPPRESSED) if cache.suppressed(draft.event.message) else draft
+
+
+def require_consent(draft: Draft) -> Draft:
+    """The source's `required_consent_category` must be granted in context.consent.categoryPreferences."""
+    category = draft.facts.source.required_consent_category
+    if not category:
+        return draft
+    consent = draft.context.get("consent")
+    preferences = consent.get("categoryPreferences") if type(consent) is dict else None
+    granted = type(preferences) is dict and preferences.get(category) is True
+    return draft if granted else draft.drop("consent")
+
+
 def put_client_ip(draft: Draft) -> Draft:
     """`context.ip` from the request when absent, for client-side events only (as Segment does)."""
     context = draft.context
@@ -141,9 +159,13 @@ def apply_ip_policy(draft: Draft) -> Draft:
     return draft
 
 
-def build_steps(geo: GeoLookup) -> list[Step]:
-    """STEPS: the pipeline, in order. A privacy suppression step will join this list."""
+def build_steps(geo: GeoLookup, suppressions: SuppressionCache | None = None) -> list[Step]:
+    """STEPS: the pipeline, in order. The privacy steps come first (a drop costs no enrichment) and
+    are essential: if one fails, the event is dropped rather than stored."""
+    cache = suppressions if suppressions is not None else SuppressionCache(b"")
     return [
+        Step("suppression", partial(drop_suppressed, cache), essential=True),
+        Step("consent", require_consent, essential=True),
         Step("client_ip", put_client_ip),
         Step("user_agent", put_user_agent),
         Step("geo", partial(put_geo, geo)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,3 +19,5 @@ class CollectorSettings:
     geoip_city_db: str = ""
     geoip_asn_db: str = ""
     fault_file: str = ""
+    # HMAC key of suppression hashes, derived from MAGPIE_SECRET_KEY by the composition root
+    suppression_key: bytes = field(default=b"", repr=False)

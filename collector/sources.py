@@ -28,7 +28,10 @@ REFRESH_S = 30.0
 NEGATIVE_TTL_S = 2.0
 LOOKUPS_PER_S = 20
 RESUBSCRIBE_S = 1.0
-_COLUMNS = "id, write_key, allowed_origins, ip_policy, rate_limit_per_s, retention_days, enabled"
+_COLUMNS = (
+    "id, write_key, allowed_origins, ip_policy, rate_limit_per_s, retention_days, enabled,"
+    " required_consent_category"
+)
 _LATEST = f"SELECT {_COLUMNS} FROM (SELECT * FROM sources FINAL) WHERE deleted = 0"
 
 
@@ -41,14 +44,17 @@ class Source:
     rate_limit_per_s: int = 0
     retention_days: int = 0
     enabled: bool = True
+    required_consent_category: str = ""  # events without this category granted are dropped
 
     def allows_origin(self, origin: str) -> bool:
         return not self.allowed_origins or "*" in self.allowed_origins or origin in self.allowed_origins
 
 
 def _source(row: tuple[object, ...]) -> Source:
-    id_, key, origins, policy, rate, retention, enabled = row
-    return Source(str(id_), str(key), tuple(origins), str(policy), int(rate), int(retention), bool(enabled))  # type: ignore[arg-type, call-overload]
+    id_, key, origins, policy, rate, retention, enabled, consent = row
+    kept: tuple[str, ...] = tuple(origins)  # type: ignore[arg-type]
+    limits = int(rate), int(retention)  # type: ignore[call-overload]
+    return Source(str(id_), str(key), kept, str(policy), *limits, bool(enabled), str(consent))
 
 
 class SourceCache:

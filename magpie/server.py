@@ -32,6 +32,8 @@ from activation.identity.cache import ProfileCache
 from activation.identity.jobs import stitch_status
 from activation.maintenance import HEARTBEAT_KEY
 from activation.net import parse_allow_list
+from activation.privacy import suppressions_api
+from activation.privacy.suppressions import hash_key as suppression_hash_key
 from activation.services import Services
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
@@ -72,7 +74,7 @@ def clickhouse_target(settings: Settings) -> ClickHouseTarget:
     return ClickHouseTarget.from_url(settings.clickhouse_url, settings.clickhouse_cluster)
 
 
-def collector_settings(settings: Settings) -> CollectorSettings:
+def collector_settings(settings: Settings, secret_key: str = "") -> CollectorSettings:
     return CollectorSettings(
         spool_dir=settings.spool_dir or settings.data_dir / "spool",
         public_url=settings.base_url,
@@ -82,6 +84,7 @@ def collector_settings(settings: Settings) -> CollectorSettings:
         geoip_city_db=settings.geoip_city_db,
         geoip_asn_db=settings.geoip_asn_db,
         fault_file=settings.fault_file,
+        suppression_key=suppression_hash_key(secret_key) if secret_key else b"",
     )
 
 
@@ -122,7 +125,8 @@ class App:
         if "collector" in parts:
             # writes and reads on separate clients: a client is not shared by concurrent threads
             store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
-            rt.collector = Collector(collector_settings(settings), store, rt.redis, rt.metrics)
+            collector = collector_settings(settings, secret_key)
+            rt.collector = Collector(collector, store, rt.redis, rt.metrics)
         name = settings.process_name or default_process_name()
         self.shared_metrics = SharedMetrics(rt.metrics, rt.redis, name)
         self._tasks: list[asyncio.Task[None]] = []
@@ -223,6 +227,7 @@ class App:
             *sync_routes(sync),
             *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
+            *suppressions_api.routes(services, require),
         ]
 
     async def _stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -23,6 +24,7 @@ COLUMNS = [
     "rate_limit_per_s",
     "retention_days",
     "enabled",
+    "required_consent_category",
     "deleted",
     "created_at",
     "updated_at",
@@ -35,7 +37,9 @@ _EDITABLE = {
     "rate_limit_per_s": int,
     "retention_days": int,
     "enabled": bool,
+    "required_consent_category": str,
 }
+_CATEGORY = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 
 
 def new_write_key() -> str:
@@ -63,6 +67,9 @@ def validate(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
     for name in ("rate_limit_per_s", "retention_days"):
         if isinstance(fields.get(name), int) and not 0 <= fields[name] <= 1_000_000:
             errors[name] = "must be between 0 and 1000000"
+    category = fields.get("required_consent_category")
+    if isinstance(category, str) and not _CATEGORY.fullmatch(category):
+        errors["required_consent_category"] = "must be a consent category name (letters, digits, _.:-; ≤ 64)"
     if errors:
         raise ApiError(400, "invalid_source", "the source has invalid fields", errors)
     return fields
@@ -108,6 +115,7 @@ class SourceStore:
             "rate_limit_per_s": DEFAULT_RATE_LIMIT_PER_S,
             "retention_days": 0,
             "enabled": True,
+            "required_consent_category": "",
             "deleted": 0,
             "created_at": now,
             **fields,

@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from activation.audiences.membership import profile_audiences
 from activation.identity.identifiers import Identifier
 from activation.identity.store import read_members
+from activation.privacy.consent import latest_consent
 
 # The newest mapping of the identifier to a complete profile (one with its `profiles` row, written
 # after its traits): while a stitch moves the identifier to a new profile, the old one is served.
@@ -95,6 +96,7 @@ def profile_document(ch: Client, profile_id: str) -> dict[str, Any]:
         "computed_traits": computed,
         "identities": identities,
         "audiences": profile_audiences(ch, profile_id),
+        "consent": latest_consent(ch, profile_id),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from activation.db import Database
 from activation.destinations import REGISTRY, Credentials
 from activation.net import AllowList
+from activation.privacy.consent import consent_default
 from activation.retry import RetryLater
 from activation.services import Services, SessionFactory
 from activation.services import of as services_of
@@ -120,7 +121,12 @@ async def _sync(
         job = SyncJob(
             db=deps.db,
             record=record,
-            pair=Pair(record.id, audience_id, record.consent_category),
+            pair=Pair(
+                record.id,
+                audience_id,
+                record.consent_category,
+                consent_default(record.config, record.consent_category),
+            ),
             audience_key=await audience_key(deps.db, audience_id),
             delivery=delivery,
             limiter=RateLimiter(deps.redis, record.id, deps.settings.batches_per_s),

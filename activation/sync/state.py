@@ -16,20 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activation.db import Database
+from activation.privacy.consent import desired_sql
 
 STATE_COLUMNS = ("destination_id", "audience_id", "profile_id", "status", "run_id", "updated_at", "version")
 _CURRENT = (
     "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
     " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
-)
-_CONSENTED = (
-    "SELECT profile_id FROM ("
-    " SELECT profile_id, JSONExtractBool(consent, {cat:String}) AS granted, timestamp AS at"
-    f" FROM profile_events WHERE consent != '' AND profile_id IN ({_CURRENT})"
-    " UNION ALL"
-    " SELECT profile_id, JSONExtractBool(value, {cat:String}) AS granted, updated_at AS at"
-    f" FROM profile_traits FINAL WHERE trait = 'consent' AND deleted = 0 AND profile_id IN ({_CURRENT})"
-    ") GROUP BY profile_id HAVING argMax(granted, at) = 1"
 )
 _STATUS = (
     "SELECT profile_id FROM sync_state WHERE destination_id = {did:String} AND audience_id = {aid:String}"
@@ -52,12 +44,13 @@ class Pair:
     destination_id: str
     audience_id: str
     consent_category: str = ""
+    consent_default: str = ""  # "allow" | "deny"; '' = deny with a category, allow without one
 
     def params(self) -> dict[str, Any]:
         return {"did": self.destination_id, "aid": self.audience_id, "cat": self.consent_category}
 
     def desired_sql(self) -> str:
-        return _CONSENTED if self.consent_category else _CURRENT
+        return desired_sql(_CURRENT, self.consent_category, self.consent_default)
 
 
 async def to_add(db: Database, pair: Pair, after: str, limit: int) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from activation.admin.errors import ApiError
 from activation.destinations import REGISTRY, Credentials
+from activation.privacy.consent import config_errors as consent_config_errors
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_:.-]{0,63}")
 MAX_MAPPINGS = 50
@@ -101,6 +102,7 @@ def check_type_rules(kind: str, config: Mapping[str, Any], credentials: Credenti
     """The destination type's config and credential validation, as `config.x` / `credentials.y` fields."""
     destination = REGISTRY[kind]
     errors = {f"config.{k}": v for k, v in destination.validate_config(config).items()}
+    errors.update(consent_config_errors(config))
     errors.update({f"credentials.{k}": v for k, v in destination.validate_credentials(credentials).items()})
     if errors:
         raise invalid(errors)

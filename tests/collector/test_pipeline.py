@@ -121,8 +121,9 @@ def test_a_drop_ends_the_pipeline_and_a_failing_step_is_skipped() -> None:
 
 def test_the_steps_are_a_plain_named_list_ending_with_the_ip_policy() -> None:
     steps = build_steps(GeoLookup())
-    assert [s.name for s in steps] == ["client_ip", "user_agent", "geo", "campaign", "referrer", "ip_policy"]
-    assert [s.name for s in steps if s.essential] == ["ip_policy"]
+    names = ["suppression", "consent", "client_ip", "user_agent", "geo", "campaign", "referrer", "ip_policy"]
+    assert [s.name for s in steps] == names
+    assert [s.name for s in steps if s.essential] == ["suppression", "consent", "ip_policy"]
     row = build_row(draft({"context": {"ip": "81.2.69.142"}}, None, "truncate").event,
                     RequestFacts("", "", Source("s", "k", ip_policy="truncate")), steps, "i3").row  # fmt: skip
     assert row["ip"] == "81.2.69.0" and orjson.loads(row["raw"])["context"]["ip"] == "81.2.69.0"
