@@ -4,12 +4,14 @@ segment (Track API v1, 1000 ids per call)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from activation.destinations.base import (
     Config,
     Credentials,
+    Erasure,
     PermanentError,
     RecordFailure,
     SendResult,
@@ -24,6 +26,7 @@ from activation.destinations.customerio_payload import (
     batch_chunks,
     batch_errors,
     classify_error,
+    erase_targets,
     identify_entry,
     keyed_members,
 )
@@ -93,6 +96,23 @@ class CustomerIoDestination:
             entered = [k for k in entered if k.member.profile_id not in refused]
         await client.segment("add_customers", [k.key for k in entered])
         return SendResult(added=len(entered), removed=len(exited), failures=tuple(exit_failures + failures))
+
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """`DELETE /api/v1/customers/{id | email | cio_…}` for each identifier the person has; deleting
+        someone Customer.io does not know is accepted (no error)."""
+        client = _Client(session, load_config(config), credentials)
+        targets = erase_targets(identifiers)
+        for target in targets:
+            await client.request("DELETE", "/api/v1/customers/" + quote(target, safe=""), None)
+        if not targets:
+            return Erasure("skipped", "customerio: no user id, email or cio_id to erase by")
+        return Erasure("erased", f"customerio: deleted by {len(targets)} identifier(s)")
 
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         """`GET /api/v1/accounts/region` answers the credentials' region: it must be the configured one."""

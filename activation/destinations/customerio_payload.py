@@ -16,7 +16,7 @@ segment operation it documents; [RS] customerio_audience config.ts/utils.ts agre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -69,6 +69,15 @@ def keyed_members(members: Sequence[Member], id_type: str) -> tuple[list[Keyed],
         else:
             keyed.append(Keyed(member, key))
     return keyed, failures
+
+
+def erase_targets(identifiers: Mapping[str, Sequence[str]]) -> list[str]:
+    """Path identifiers for the v1 delete: ids as given, emails normalised, cio_ids prefixed `cio_`."""
+    ids = [v.strip() for v in identifiers.get("user_id", ()) if v.strip()]
+    emails = [e for e in map(normalize_email, identifiers.get("email", ())) if e]
+    cio_ids = [v.strip() for v in identifiers.get("cio_id", ()) if v.strip()]
+    cio = [v if v.startswith("cio_") else f"cio_{v}" for v in cio_ids]
+    return list(dict.fromkeys([*ids, *emails, *cio]))
 
 
 def person_attributes(member: Member) -> dict[str, JSONValue]:

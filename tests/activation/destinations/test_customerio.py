@@ -158,3 +158,14 @@ async def test_connection_checks_the_region(cio: FakeCustomerIo, session: SafeSe
         await DEST.test_connection(session, CREDS, config(cio, region="eu"))
     with pytest.raises(AuthExpiredError):
         await DEST.test_connection(session, CREDS.updated({"api_key": "wrong"}), config(cio))
+
+
+async def test_erase_deletes_the_person_everywhere(cio: FakeCustomerIo, session: SafeSession) -> None:
+    await DEST.send(session, SyncBatch("a", entered=[member(1), member(2)]), CREDS, config(cio))
+    erased = await DEST.erase(session, CREDS, config(cio), {"email": [" P1@Example.com "], "user_id": ["u1"]})
+    assert erased.status == "erased"
+    assert [r.method for r in cio.requests_to("/api/v1/customers/")] == ["DELETE", "DELETE"]
+    assert cio.find("id", "u1") is None and cio.segment_emails(SEGMENT) == {"p2@example.com"}
+    again = await DEST.erase(session, CREDS, config(cio), {"user_id": ["u1"]})  # unknown now: fine
+    assert again.status == "erased"
+    assert (await DEST.erase(session, CREDS, config(cio), {"phone": ["+1"]})).status == "skipped"
