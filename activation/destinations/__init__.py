@@ -19,10 +19,13 @@ from activation.destinations.base import (
     SupportsTokenRefresh,
     SyncBatch,
 )
+from activation.destinations.customerio import CustomerIoDestination
 from activation.destinations.google_ads import GoogleAdsDestination
 from activation.destinations.hubspot import HubSpotDestination
+from activation.destinations.linkedin import LinkedInDestination
 from activation.destinations.mailchimp import MailchimpDestination
 from activation.destinations.meta import MetaDestination
+from activation.destinations.tiktok import TikTokDestination
 from activation.destinations.webhook import WebhookDestination
 
 REGISTRY: dict[str, DestinationType] = {
@@ -31,6 +34,9 @@ REGISTRY: dict[str, DestinationType] = {
     "mailchimp": MailchimpDestination(),
     "hubspot": HubSpotDestination(),
     "webhook": WebhookDestination(),
+    "customerio": CustomerIoDestination(),
+    "tiktok": TikTokDestination(),
+    "linkedin": LinkedInDestination(),
 }
 
 __all__ = [

@@ -21,14 +21,17 @@ CANARY = "canary-SECRET-0xdeadbeef"
 
 
 def test_registry_names_match_types() -> None:
-    assert set(REGISTRY) == {"google_ads", "meta", "mailchimp", "hubspot", "webhook"}
+    assert set(REGISTRY) == {
+        *("google_ads", "meta", "mailchimp", "hubspot", "webhook"),
+        *("customerio", "tiktok", "linkedin"),
+    }
     assert all(dest.type == name for name, dest in REGISTRY.items())
 
 
 def test_capabilities() -> None:
     refreshable = {n for n, d in REGISTRY.items() if isinstance(d, SupportsTokenRefresh)}
     deletable = {n for n, d in REGISTRY.items() if isinstance(d, SupportsDeletion)}
-    assert refreshable == {"google_ads", "hubspot"}
+    assert refreshable == {"google_ads", "hubspot", "linkedin"}
     assert deletable == {"mailchimp", "hubspot"}
     assert all(isinstance(d, SupportsConnectionTest) for d in REGISTRY.values())
 
@@ -57,6 +60,17 @@ def test_credentials_repr_hides_values() -> None:
         ("mailchimp", {"list_id": "x", "base_url": "http://10.0.0.1"}, {"api_key": CANARY + "-us1"}),
         ("hubspot", {"list_id": "1", "base_url": "http://10.0.0.1"}, {"access_token": CANARY}),
         ("webhook", {"url": "http://10.0.0.1/h"}, {"secret": "whsec_" + CANARY}),
+        (
+            "customerio",
+            {"segment_id": "1", "base_url": "http://10.0.0.1"},
+            {"site_id": CANARY, "api_key": CANARY},
+        ),
+        (
+            "tiktok",
+            {"advertiser_id": "1", "audience_id": "2", "base_url": "http://10.0.0.1"},
+            {"access_token": CANARY},
+        ),
+        ("linkedin", {"segment_id": "1", "base_url": "http://10.0.0.1"}, {"access_token": CANARY}),
     ],
 )
 async def test_failures_never_carry_credentials(
