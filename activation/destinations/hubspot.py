@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from activation.destinations.base import (
     Config,
     Credentials,
+    Erasure,
     Member,
     PermanentError,
     RecordFailure,
@@ -117,6 +118,21 @@ class HubSpotDestination:
         if key is not None:
             body = {"objectId": key, "idProperty": "email"}
             await client.request("POST", "/crm/v3/objects/contacts/gdpr-delete", body, missing_ok=True)
+
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """GDPR delete of the contact of each email (HubSpot blocklists an email it does not know)."""
+        emails = sorted({e.strip().lower() for e in identifiers.get("email", ()) if e.strip()})
+        for email in emails:
+            await self.delete_member(session, Member("", {"email": [email]}), credentials, config)
+        if not emails:
+            return Erasure("skipped", "hubspot: no email to erase by")
+        return Erasure("erased", f"hubspot gdpr-delete of {len(emails)} email(s)")
 
 
 class _Client:

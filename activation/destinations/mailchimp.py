@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from activation.destinations.base import (
     AuthExpiredError,
     Config,
     Credentials,
+    Erasure,
     Member,
     PermanentError,
     RecordFailure,
@@ -176,6 +177,20 @@ class MailchimpDestination:
             reason = check_response(await client.request("POST", path, None), missing_ok=True)
             if reason:
                 raise PermanentError(reason)
+
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """Permanent delete of each email from the configured audience (a member it lacks is fine)."""
+        member = Member("", {"email": list(identifiers.get("email", ()))})
+        if not _emails(member):
+            return Erasure("skipped", "mailchimp: no email to erase by")
+        await self.delete_member(session, member, credentials, config)
+        return Erasure("erased", f"mailchimp delete-permanent of {len(_emails(member))} email(s)")
 
 
 class _Client:

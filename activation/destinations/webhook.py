@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from activation.destinations.base import (
     Config,
     Credentials,
+    Erasure,
     JSONValue,
     Member,
     PermanentError,
@@ -115,12 +116,30 @@ class WebhookDestination:
             await _post(session, cfg.url, key, message_id(batch.batch_id, part, body), body)
         return SendResult(added=len(batch.entered), removed=len(batch.exited))
 
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """A signed deletion notice; the receiver erases the person (same id on every retry)."""
+        body = deletion_body(identifiers)
+        await _post(session, load_config(config).url, _key(credentials), message_id("", 0, body), body)
+        return Erasure("notified", "webhook deletion notice delivered")
+
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         cfg = load_config(config)
         body = build_body("magpie.test", [], [])
         await _post(
             session, cfg.url, _key(credentials), message_id("", 0, body + str(time.time()).encode()), body
         )
+
+
+def deletion_body(identifiers: Mapping[str, Sequence[str]]) -> bytes:
+    """The signed privacy notice: `{"type": "deletion", "identifiers": {type: [values]}}`."""
+    kept = {k: sorted(set(v)) for k, v in sorted(identifiers.items()) if v}
+    return json_bytes({"type": "deletion", "identifiers": kept})
 
 
 async def _post(session: HttpClient, url: str, key: bytes, msg_id: str, body: bytes) -> None:

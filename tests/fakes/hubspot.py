@@ -37,6 +37,8 @@ class FakeHubSpot(FakeServer):
         super().__init__(**kwargs)
         self.contacts: dict[str, dict[str, str]] = {}
         self.lists: dict[str, dict[str, Any]] = {}
+        self.gdpr_deleted: list[str] = []  # objectIds of every accepted gdpr-delete call
+        self.blocklisted: set[str] = set()
 
     def add_list(self, list_id: str, processing_type: str = "MANUAL") -> None:
         self.lists[list_id] = {"processingType": processing_type, "members": set()}
@@ -237,7 +239,16 @@ class FakeHubSpot(FakeServer):
         problem, body = await self._body(request)
         if problem is not None:
             return problem
-        record_id = self.find(str(body.get("idProperty", "hs_object_id")), str(body.get("objectId", "")))
+        object_id, id_property = body.get("objectId"), body.get("idProperty", "hs_object_id")
+        if not isinstance(object_id, str) or not object_id or not isinstance(id_property, str):
+            return hs_error(400, "VALIDATION_ERROR", "objectId must be a non-empty string")
+        if id_property not in ("hs_object_id", "email"):
+            return hs_error(400, "VALIDATION_ERROR", f"Unknown idProperty {id_property}")
+        self.gdpr_deleted.append(object_id)
+        record_id = self.find(id_property, object_id)
+        if record_id is None and id_property == "email":
+            self.blocklisted.add(object_id.lower())  # documented: an unknown email is blocklisted
+            return web.Response(status=204)
         if record_id is None:
             return hs_error(404, "OBJECT_NOT_FOUND", "Object not found")
         del self.contacts[record_id]

@@ -36,6 +36,7 @@ class FakeWebhookReceiver(FakeServer):
         self.duplicates = 0
         self.rejections: list[str] = []
         self.deliveries: list[dict[str, Any]] = []
+        self.deletions: list[dict[str, Any]] = []  # identifiers of each signed deletion notice
 
     @property
     def url(self) -> str:
@@ -92,6 +93,8 @@ class FakeWebhookReceiver(FakeServer):
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return self._reject("body is not JSON")
+        if isinstance(payload, dict) and payload.get("type") == "deletion":
+            return self._deletion(request.headers["webhook-id"], payload)
         shape = check_shape(payload)
         if shape is not None:
             return self._reject(shape)
@@ -108,6 +111,20 @@ class FakeWebhookReceiver(FakeServer):
         audience = self.members.setdefault(payload["audience"], set())
         audience.update(m["profile_id"] for m in payload["entered"])
         audience.difference_update(m["profile_id"] for m in payload["exited"])
+        return web.Response(status=204)
+
+    def _deletion(self, msg_id: str, payload: dict[str, Any]) -> web.StreamResponse:
+        """A privacy notice `{"type": "deletion", "identifiers": {type: [string, ...]}}`."""
+        identifiers = payload.get("identifiers")
+        ok = isinstance(identifiers, dict) and bool(identifiers)
+        ok = ok and all(
+            isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in identifiers.values()
+        )
+        if not ok or set(payload) != {"type", "identifiers"}:
+            return self._reject("deletion needs identifiers: {type: [values]}")
+        if msg_id not in self.seen_ids:
+            self.seen_ids.add(msg_id)
+            self.deletions.append(identifiers)
         return web.Response(status=204)
 
 
