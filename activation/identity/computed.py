@@ -1,5 +1,8 @@
 """User-defined computed traits: a counter or aggregate over one event name and a time window.
 
+Windows are whole UTC days: `window_days: 30` covers today and the 30 days before (the states are
+per day), so a value changes as days leave the window, at the first tick of a new UTC day.
+
 Definitions are data validated on the way in; the SQL fragment for an aggregate comes from a fixed
 table, and every value from a definition is a bound query parameter, never pasted into SQL.
 """
@@ -10,12 +13,17 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# Over `profile_event_states` rows (one per pair, event and day): `prop_*` hold each property as
+# JSONExtractFloat reads it, where a missing or non-numeric value is 0 (so an event without it is a 0
+# for min and max, and counts in the average), exactly as aggregating the events themselves would.
+_V = "if(has({m}.1, {{prop:String}}), {m}.2[indexOf({m}.1, {{prop:String}})], 0)"
+_MISSING = f"{_V.format(m='prop_n')} < events"
 _AGGREGATES = {
-    "count": "toFloat64(count())",
-    "sum": "sum(JSONExtractFloat(properties, {prop:String}))",
-    "avg": "avg(JSONExtractFloat(properties, {prop:String}))",
-    "min": "min(JSONExtractFloat(properties, {prop:String}))",
-    "max": "max(JSONExtractFloat(properties, {prop:String}))",
+    "count": "toFloat64(sum(events))",
+    "sum": f"sum({_V.format(m='prop_sum')})",
+    "avg": f"sum({_V.format(m='prop_sum')}) / sum(events)",
+    "min": f"min(if({_MISSING}, least({_V.format(m='prop_min')}, 0), {_V.format(m='prop_min')}))",
+    "max": f"max(if({_MISSING}, greatest({_V.format(m='prop_max')}, 0), {_V.format(m='prop_max')}))",
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED = frozenset(
