@@ -27,31 +27,28 @@ module); "traits" is the CRM trait sync, dispatched elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-from yarl import URL
 
 from activation.destinations.base import (
     Config,
     Credentials,
+    Erasure,
     Member,
     PermanentError,
     RecordFailure,
-    RetryableError,
     SendResult,
     SyncBatch,
 )
 from activation.destinations.config import ConfigReader, require_valid
 from activation.destinations.http import (
-    FORM_HEADERS,
     JSON_HEADERS,
     as_dict,
     call,
-    form_bytes,
     json_bytes,
-    parse_retry_after,
 )
+from activation.destinations.normalize import normalize_email
+from activation.destinations.salesforce_oauth import refresh
 from activation.destinations.salesforce_payload import (
     ALREADY_DONE,
     MAX_COLLECTION,
@@ -156,7 +153,25 @@ class SalesforceDestination:
     async def refresh_token(
         self, session: HttpClient, credentials: Credentials, config: Config
     ) -> Credentials:
-        return await refresh(session, load_config(config), credentials)
+        cfg = load_config(config)
+        return await refresh(session, cfg.token_url, cfg.instance_url, credentials)
+
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """Deletes the Contacts (or Leads) of each email; their campaign memberships go with them."""
+        client = _Client(session, load_config(config), credentials)
+        emails = sorted({e for e in map(normalize_email, identifiers.get("email", ())) if e})
+        if not emails:
+            return Erasure("skipped", "salesforce: no email to erase by")
+        ids = list((await client.find(emails)).values())
+        for start in range(0, len(ids), MAX_COLLECTION):
+            await client.delete(ids[start : start + MAX_COLLECTION])
+        return Erasure("erased", f"salesforce deleted {len(ids)} {client.cfg.record_object} record(s)")
 
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         cfg = load_config(config)
@@ -176,28 +191,6 @@ def keyed(members: Sequence[Member]) -> tuple[list[tuple[Member, str]], list[Rec
         else:
             found.append((member, email))
     return found, failures
-
-
-async def refresh(session: HttpClient, cfg: SalesforceConfig, credentials: Credentials) -> Credentials:
-    fields = {
-        "grant_type": "refresh_token",
-        "client_id": credentials.require("client_id"),
-        "client_secret": credentials.require("client_secret"),
-        "refresh_token": credentials.require("refresh_token"),
-    }
-    response = await call(session, "POST", cfg.token_url, headers=FORM_HEADERS, body=form_bytes(fields))
-    body = as_dict(response.json())
-    if response.status == 429 or response.status >= 500:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise RetryableError(f"salesforce: token refresh HTTP {response.status}", retry_after)
-    token = body.get("access_token")
-    if response.status >= 300 or not isinstance(token, str) or not token:
-        error = body.get("error") if isinstance(body.get("error"), str) else "invalid_response"
-        raise PermanentError(f"salesforce: token refresh failed ({error}); re-authorise the destination")
-    instance = body.get("instance_url")
-    if isinstance(instance, str) and URL(instance).host != URL(cfg.instance_url).host:
-        raise PermanentError("salesforce: the token is for another instance_url; update the config")
-    return credentials.updated({"access_token": token})
 
 
 @dataclass
@@ -243,6 +236,11 @@ class _Client:
         path = f"{self.cfg.data_path}/composite/sobjects"
         response = await self.request("POST", path, collection_body(records))
         return read_outcomes(response.json(), len(records))
+
+    async def delete(self, record_ids: list[str]) -> list[Outcome]:
+        params = {"ids": ",".join(record_ids), "allOrNone": "false"}
+        response = await self.request("DELETE", f"{self.cfg.data_path}/composite/sobjects", params=params)
+        return read_outcomes(response.json(), len(record_ids))
 
     async def create(self, missing: list[tuple[Member, str]]) -> tuple[dict[str, str], list[RecordFailure]]:
         by_email = {email: member for member, email in missing}
@@ -299,9 +297,7 @@ class _Client:
         member_ids = list(members)
         for start in range(0, len(member_ids), MAX_COLLECTION):
             chunk = member_ids[start : start + MAX_COLLECTION]
-            params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            response = await self.request("DELETE", f"{self.cfg.data_path}/composite/sobjects", params=params)
-            for cm_id, outcome in zip(chunk, read_outcomes(response.json(), len(chunk)), strict=True):
+            for cm_id, outcome in zip(chunk, await self.delete(chunk), strict=True):
                 if not outcome.ok and outcome.code not in ALREADY_DONE:
                     failures.extend(_failures(exited, email_of[members[cm_id]], outcome))
         return failures

@@ -15,12 +15,13 @@ Contacts (list removal is not deletion). API key in `Authorization: Bearer`: 401
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from activation.destinations.base import (
     Config,
     Credentials,
+    Erasure,
     Member,
     PermanentError,
     RecordFailure,
@@ -30,6 +31,7 @@ from activation.destinations.base import (
 )
 from activation.destinations.config import ConfigReader, require_valid
 from activation.destinations.http import JSON_HEADERS, call, json_bytes
+from activation.destinations.normalize import normalize_email
 from activation.destinations.sendgrid_payload import (
     REMOVE_CHUNK,
     SEARCH_CHUNK,
@@ -98,6 +100,25 @@ class SendGridDestination:
             failures=tuple(failures + exit_failures),
         )
 
+    async def erase(
+        self,
+        session: HttpClient,
+        credentials: Credentials,
+        config: Config,
+        identifiers: Mapping[str, Sequence[str]],
+    ) -> Erasure:
+        """Deletes the contact of each email from Marketing Contacts (DELETE /v3/marketing/contacts)."""
+        client = _Client(session, load_config(config), credentials)
+        emails = sorted({e for e in map(normalize_email, identifiers.get("email", ())) if e})
+        if not emails:
+            return Erasure("skipped", "sendgrid: no email to erase by")
+        ids = await client.find(emails)
+        for start in range(0, len(ids), REMOVE_CHUNK):
+            await client.request(
+                "DELETE", "/v3/marketing/contacts", None, {"ids": ",".join(ids[start : start + REMOVE_CHUNK])}
+            )
+        return Erasure("erased", f"sendgrid deleted {len(ids)} contact(s)")
+
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         await _Client(session, load_config(config), credentials).require_list()
 
@@ -151,7 +172,8 @@ class _Client:
                 return failures
         raise RejectedError("sendgrid: the list upsert kept being refused")
 
-    async def remove(self, emails: list[str]) -> None:
+    async def find(self, emails: list[str]) -> list[str]:
+        """Contact ids of the addresses SendGrid knows (search/emails, 100 per call; 404 = none)."""
         unique = list(dict.fromkeys(emails))
         ids: list[str] = []
         for start in range(0, len(unique), SEARCH_CHUNK):
@@ -159,6 +181,10 @@ class _Client:
             response = await self.request("POST", "/v3/marketing/contacts/search/emails", body, ok=404)
             if response.status == 200:
                 ids.extend(search_ids(response.json()).values())
+        return ids
+
+    async def remove(self, emails: list[str]) -> None:
+        ids = await self.find(emails)
         path = f"/v3/marketing/lists/{self.cfg.list_id}/contacts"
         for start in range(0, len(ids), REMOVE_CHUNK):
             params = {"contact_ids": ",".join(ids[start : start + REMOVE_CHUNK])}

@@ -218,3 +218,16 @@ async def test_refresh_for_another_instance_is_refused(
     cfg = config(salesforce, instance_url=salesforce.base_url.replace("127.0.0.1", "localhost"))
     with pytest.raises(PermanentError, match="another instance_url"):
         await DEST.refresh_token(session, CREDS, cfg)
+
+
+async def test_erase_deletes_the_records(salesforce: FakeSalesforce, session: SafeSession) -> None:
+    await DEST.send(
+        session,
+        SyncBatch("a", entered=[member("p", "a@b.com"), member("q", "c@d.com")]),
+        CREDS,
+        config(salesforce),
+    )
+    outcome = await DEST.erase(session, CREDS, config(salesforce), {"email": ["A@B.com"]})
+    assert outcome.status == "erased"
+    assert {r["Email"] for r in salesforce.of_type("Contact").values()} == {"c@d.com"}
+    assert (await DEST.erase(session, CREDS, config(salesforce), {"phone": ["+1"]})).status == "skipped"

@@ -129,3 +129,15 @@ async def test_rejected_key_and_missing_list_are_permanent(
     with pytest.raises(PermanentError, match="not found"):
         await DEST.test_connection(session, CREDS, config(sendgrid, list_id=other))
     await DEST.test_connection(session, CREDS, config(sendgrid))
+
+
+async def test_erase_deletes_the_contact(sendgrid: FakeSendGrid, session: SafeSession) -> None:
+    await DEST.send(
+        session,
+        SyncBatch("a", entered=[member("p", "a@b.com"), member("q", "c@d.com")]),
+        CREDS,
+        config(sendgrid),
+    )
+    outcome = await DEST.erase(session, CREDS, config(sendgrid), {"email": ["A@b.com", "unknown@x.com"]})
+    assert outcome.status == "erased" and set(sendgrid.contacts) == {"c@d.com"}
+    assert (await DEST.erase(session, CREDS, config(sendgrid), {"user_id": ["u1"]})).status == "skipped"
