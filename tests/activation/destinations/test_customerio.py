@@ -65,7 +65,8 @@ def test_identify_entry_and_region_urls() -> None:
         "action": "identify",
         "attributes": {"email": "p1@example.com", "first_name": "Ann"},
     }
-    assert "email" not in identify_entry(Keyed(member(1), "p1@example.com"), "email").get("attributes", {})
+    by_email = identify_entry(Keyed(member(1), "p1@example.com"), "email")
+    assert by_email["attributes"] == {"first_name": "Ann"}  # the identifier already is the email
     assert read_config({"segment_id": "1", "region": "eu"})[0].base_url == "https://track-eu.customer.io"
     assert read_config({"segment_id": "1"})[0].base_url == "https://track.customer.io"
     assert "region" in read_config({"segment_id": "1", "region": "ap"})[1]
