@@ -20,7 +20,10 @@ from activation.audiences import store
 from activation.audiences.compiler import compile_audience, sql_time
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
+from activation.privacy.person import PROFILES
+from activation.privacy.person import Person as PrivacyPerson
 from activation.services import of as services_of
+from clickhouse.erase import erase
 
 _TIME = "DateTime64(3, 'UTC')"
 _LAST_AT = (
@@ -101,3 +104,9 @@ def _run_time(ch: Client, audience_id: str, now: datetime) -> datetime:
         last = last if last.tzinfo else last.replace(tzinfo=UTC)
         at = max(at, last + timedelta(milliseconds=1))
     return at
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the person from every audience snapshot and the membership history (privacy, SPEC §9)."""
+    where, params = f"profile_id IN {PROFILES}", person.params()
+    return {t: erase(ch, t, where, params) for t in ("audience_snapshots", "audience_membership_changes")}

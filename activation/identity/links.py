@@ -16,6 +16,9 @@ from clickhouse_connect.driver.client import Client
 from activation.identity.graph import Link
 from activation.identity.identifiers import ALIAS_TYPE, GROUP_TYPE, PHONE_REGIONS, Identifier
 from activation.identity.rules import Rules
+from activation.privacy.person import PAIRS
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import erase
 
 _WS = "' \\t\\n\\r\\x0B\\x0C'"
 _TRIM = f"trim(BOTH {_WS} FROM {{x}})"
@@ -168,3 +171,8 @@ def _search_terms(frontier: set[Identifier]) -> list[tuple[str, str]]:
 
 def _to_links(rows: Iterable[Any]) -> list[Link]:
     return [Link(tuple(Identifier(*p) for p in ids), ev[0], ev[1], ev[2], ev[3]) for ids, ev in rows]
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase every identifier set holding one of the person's identifiers (privacy, SPEC §9)."""
+    return {"identity_links": erase(ch, "identity_links", f"hasAny(ids, {PAIRS})", person.params())}

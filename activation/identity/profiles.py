@@ -31,6 +31,9 @@ from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
 from activation.identity.states import EVENT_STATES, TRAIT_STATES, Owners, owned
+from activation.privacy.person import PROFILES
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import erase
 
 _PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
@@ -117,3 +120,9 @@ def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, versi
         f"WHERE deleted = 0 AND version < {{v:UInt64}}{where}"
     )
     ch.command(sql, parameters={"v": version, "p": scope or []})
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the person's profile rows, traits and computed traits (privacy, SPEC §9)."""
+    where, params = f"profile_id IN {PROFILES}", person.params()
+    return {t: erase(ch, t, where, params) for t in ("profiles", "profile_traits", "profile_computed_traits")}

@@ -23,6 +23,9 @@ from activation.identity.identifiers import Identifier
 from activation.identity.records import ImportRecord
 from activation.identity.rules import Rules
 from activation.identity.stitching import restitch_identifiers
+from activation.privacy.person import PAIRS, PROFILES
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import erase
 
 _PROPOSAL_COLS = [
     "proposal_id",
@@ -196,3 +199,20 @@ def proposal_dict(row: list[Any]) -> dict[str, Any]:
     for key in ("created_at", "decided_at"):
         doc[key] = doc[key].isoformat() if doc[key] else None
     return doc
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the person's import records and every fuzzy proposal about them (privacy, SPEC §9)."""
+    params = {**person.params(), "records": sorted(person.of_type("record"))}
+    records = "{records:Array(String)}"
+    return {
+        "identity_records": erase(
+            ch, "identity_records", f"hasAny(ids, {PAIRS}) OR record_id IN {records}", params
+        ),
+        "identity_proposals": erase(
+            ch,
+            "identity_proposals",
+            f"record_id IN {records} OR profile_id IN {PROFILES} OR candidate_profile_id IN {PROFILES}",
+            params,
+        ),
+    }

@@ -18,6 +18,9 @@ from activation.identity.computed import ComputedTrait, definition_from_dict
 from activation.identity.graph import Conflict, Merge, Split, Stitched
 from activation.identity.identifiers import Identifier
 from activation.identity.rules import Rules, rules_from_dict
+from activation.privacy.person import PAIRS, PROFILES
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import erase
 
 RULES_KEY = "rules"
 _MAX_BOUND_IDS = 5_000  # beyond this, binding the set as a parameter costs more than a scan
@@ -263,3 +266,23 @@ GROUP BY identifier_type, identifier_value
 HAVING pid IN {p:Array(String)} AND argMax(deleted, version) = 0
 ORDER BY identifier_type, identifier_value
 """
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the person from the mapping, splits, conflicts and merge ledger (privacy, SPEC §9)."""
+    params, pair, profile = person.params(), f"IN {PAIRS}", f"IN {PROFILES}"
+    mapped = f"(identifier_type, identifier_value) {pair} OR profile_id {profile}"
+    sides = f"(a_type, a_value) {pair} OR (b_type, b_value) {pair}"
+    return {
+        "identity_map": erase(ch, "identity_map", mapped, params),
+        "identity_splits": erase(ch, "identity_splits", mapped, params),
+        "identity_conflicts": erase(
+            ch, "identity_conflicts", f"profile_id {profile} OR other_profile_id {profile} OR {sides}", params
+        ),
+        "merge_ledger": erase(
+            ch,
+            "merge_ledger",
+            f"profile_id {profile} OR hasAny(merged_profile_ids, {PROFILES}) OR {sides}",
+            params,
+        ),
+    }

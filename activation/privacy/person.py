@@ -9,6 +9,7 @@ this one value, so they agree on whom they act.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from activation.identity.identifiers import Identifier
 
@@ -31,3 +32,16 @@ class Person:
     @property
     def empty(self) -> bool:
         return not self.profile_ids and not self.identifiers
+
+    def params(self) -> dict[str, Any]:
+        """Query parameters every table's `forget` binds: `profiles`, `pairs` (type, value), `values`."""
+        return {
+            "profiles": sorted(self.profile_ids),
+            "pairs": [(i.type, i.value) for i in self.sorted_identifiers()],
+            "values": sorted(self.values()),
+        }
+
+
+PROFILES = "{profiles:Array(String)}"
+PAIRS = "{pairs:Array(Tuple(String, String))}"
+VALUES = "{values:Array(String)}"

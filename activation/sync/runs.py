@@ -13,7 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from activation.db import Database
+from activation.privacy.person import PROFILES
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import MUTATION_SETTINGS, erase, mentions
 
 RUN_COLUMNS = (
     "id",
@@ -165,3 +170,22 @@ async def mark_replayed(db: Database, letters: Sequence[dict[str, Any]]) -> None
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the person's dead letters, and blank run error messages that quote one of their
+    identifiers (the run is kept: its counts are not personal data) (privacy, SPEC §9)."""
+    params = person.params()
+    reason = mentions("reason", params["values"], params, "v")
+    removed = erase(ch, "sync_dead_letters", f"profile_id IN {PROFILES} OR {reason}", params)
+    said = mentions("e", params["values"], params, "v")
+    mentioned = f"arrayExists(e -> {said}, errors)"
+    rows = ch.query(f"SELECT count() FROM sync_runs WHERE {mentioned}", parameters=params).result_rows
+    if rows[0][0]:
+        ch.command(
+            f"ALTER TABLE sync_runs UPDATE errors = arrayMap(e -> if({said}, '[erased]', e), errors)"
+            f" WHERE {mentioned}",
+            parameters=params,
+            settings=MUTATION_SETTINGS,
+        )
+    return {"sync_dead_letters": removed, "sync_runs": int(rows[0][0])}

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from activation.db import Database
 from activation.privacy.consent import desired_sql
+from activation.privacy.person import PROFILES
+from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.erase import erase
 
 STATE_COLUMNS = ("destination_id", "audience_id", "profile_id", "status", "run_id", "updated_at", "version")
 _CURRENT = (
@@ -80,3 +85,9 @@ async def record(db: Database, pair: Pair, run_id: str, changes: Sequence[tuple[
         [pair.destination_id, pair.audience_id, pid, status, run_id, now, version] for pid, status in changes
     ]
     await db.insert("sync_state", rows, STATE_COLUMNS)
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase what every destination confirmed about the person (privacy, SPEC §9). Run it only after
+    the person was removed from every list (`activation.privacy.outbound`), which reads these rows."""
+    return {"sync_state": erase(ch, "sync_state", f"profile_id IN {PROFILES}", person.params())}

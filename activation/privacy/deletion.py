@@ -1,0 +1,124 @@
+"""The deletion job: expand → (suppress) → remove from every destination → forget every table →
+Redis → receipt (SPEC §9).
+
+Idempotent and resumable: the expanded person is stored in the request before anything is erased,
+so a run interrupted half-way re-runs from that (widened again by whatever the graph still
+holds), and every step is a no-op where there is nothing left. The outbound removal runs before
+the tables are forgotten, because it reads what each destination confirmed (sync_state) and the
+identifiers destinations were sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from activation.identity.cache import ProfileCache
+from activation.identity.identifiers import Identifier
+from activation.privacy import audit, requests
+from activation.privacy.expand import expand
+from activation.privacy.keyspace import scrub
+from activation.privacy.outbound import erase_everywhere
+from activation.privacy.person import Person
+from activation.privacy.requests import PrivacyRequest
+from activation.privacy.suppressions import identifier_hash, suppress
+from activation.privacy.wiring import PrivacyWiring, wiring_of
+from activation.services import Services, of
+
+log = logging.getLogger("magpie.privacy")
+JOB = "privacy_delete"
+MODES = ("delete", "suppress", "delete_and_suppress")
+LOCK_S = 900
+
+
+def job_id(request_id: str) -> str:
+    return f"{JOB}:{request_id}"
+
+
+def stored_person(request: PrivacyRequest) -> Person:
+    plain = request.plain()
+    ids = frozenset(Identifier(str(t), str(v)) for t, v in plain.get("identifiers", []))
+    return Person(frozenset(str(p) for p in plain.get("profiles", [])), ids)
+
+
+async def privacy_delete(ctx: dict[str, Any], request_id: str) -> str:
+    """Run one deletion request to its end; returns its final status."""
+    services, wiring = of(ctx), wiring_of(ctx)
+    request = await requests.get(services.db, request_id, "deletion")
+    if request is None or request.status == "completed":
+        return request.status if request else "missing"
+    lock = f"magpie:privacy:running:{request_id}"
+    if not await services.redis.set(lock, "1", nx=True, ex=LOCK_S):
+        return "running"  # another worker has it; the resume cron re-checks later
+    try:
+        return (await _run(services, wiring, request)).status
+    except Exception as exc:
+        # the outer boundary: record the failure (no identifiers in it), then let arq retry
+        log.error("privacy deletion %s failed: %s", request_id, type(exc).__name__)
+        latest = await requests.get(services.db, request_id, "deletion") or request
+        failed = replace(latest, status="failed", error=f"{type(exc).__name__}; it is retried")
+        await requests.save(services.db, failed)
+        raise
+    finally:
+        await services.redis.delete(lock)
+
+
+async def _run(services: Services, wiring: PrivacyWiring, request: PrivacyRequest) -> PrivacyRequest:
+    started = request.started_at or services.clock()
+    person = await asyncio.to_thread(expand, services.ch, [], stored_person(request))
+    request = replace(request, status="running", started_at=started, identifiers=requests.person_json(person))
+    request = await requests.save(services.db, request)
+    receipt: dict[str, Any] = {
+        "identifiers_covered": _covered(services.secret_key, person),
+        "profiles_covered": len(person.profile_ids),
+        "suppressed": 0,
+        "destinations": [],
+        "rows_removed": {},
+        "redis_keys_removed": 0,
+    }
+    if request.mode in ("suppress", "delete_and_suppress"):
+        receipt["suppressed"] = await suppress(services, person.identifiers, request.id)
+    if request.mode in ("delete", "delete_and_suppress"):
+        receipt |= await _erase(services, wiring, person)
+    return await _finish(services, request, receipt, started)
+
+
+async def _erase(services: Services, wiring: PrivacyWiring, person: Person) -> dict[str, Any]:
+    destinations = await erase_everywhere(services, person)  # before sync_state is forgotten
+    rows: dict[str, int] = {}
+    for path in wiring.paths:
+        rows |= await asyncio.to_thread(path.forget, services.ch, person)
+    await ProfileCache(services.redis).invalidate(person.profile_ids, person.identifiers)
+    keys = await scrub(services.redis, person.values() | person.profile_ids)
+    return {"destinations": destinations, "rows_removed": rows, "redis_keys_removed": keys}
+
+
+async def _finish(
+    services: Services, request: PrivacyRequest, receipt: dict[str, Any], started: datetime
+) -> PrivacyRequest:
+    finished = services.clock()
+    failed = [d for d in receipt["destinations"] if d.get("status") == "failed"]
+    receipt["duration_ms"] = int((finished - started).total_seconds() * 1000)
+    status = "failed" if failed else "completed"
+    error = f"{len(failed)} destination(s) failed: see receipt.destinations" if failed else ""
+    final = replace(
+        request, status=status, finished_at=finished, receipt=orjson.dumps(receipt).decode(), error=error
+    )
+    final = await requests.finish(services.db, final)
+    total = sum(receipt["rows_removed"].values())
+    await audit.record(
+        services.db, finished, request.id, "deletion", status, token_id=request.token_id,
+        identifier_hashes=request.identifier_hashes, mode=request.mode,
+        detail=f"{total} rows removed, {len(receipt['identifiers_covered'])} identifiers covered",
+    )  # fmt: skip
+    return final
+
+
+def _covered(secret_key: str, person: Person) -> list[dict[str, str]]:
+    """The identifiers the deletion covered, by type and keyed hash (the suppression hash)."""
+    return [{"type": i.type, "hash": identifier_hash(secret_key, i)} for i in person.sorted_identifiers()]
