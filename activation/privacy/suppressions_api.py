@@ -53,14 +53,19 @@ def parse_identifiers(body: dict[str, Any]) -> list[Identifier]:
 
 
 def routes(services: Services, require: Require) -> list[BaseRoute]:
-    async def guarded(request: Request, handler: Callable[[Request], Awaitable[Response]]) -> Response:
-        denied = await require(request, SCOPE)
-        if denied is not None:
-            return denied
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            denied = await require(request, SCOPE)
+            if denied is not None:
+                return denied
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return exc.response()
+
+        return endpoint
 
     async def listing(request: Request) -> Response:
         limit = page_limit(request)
@@ -86,7 +91,7 @@ def routes(services: Services, require: Require) -> list[BaseRoute]:
         return json_response({"hash": identifier_hash(services.secret_key, identifier), "suppressed": False})
 
     return [
-        Route(BASE, lambda r: guarded(r, listing), methods=["GET"]),
-        Route(BASE, lambda r: guarded(r, create), methods=["POST"]),
-        Route(BASE + "/{identifier:path}", lambda r: guarded(r, delete), methods=["DELETE"]),
+        Route(BASE, guarded(listing), methods=["GET"]),
+        Route(BASE, guarded(create), methods=["POST"]),
+        Route(BASE + "/{identifier:path}", guarded(delete), methods=["DELETE"]),
     ]

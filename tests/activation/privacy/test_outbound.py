@@ -2,6 +2,7 @@
 the sync engine's removal path — after they left every membership — and each platform's erasure API
 is called where one exists (HubSpot GDPR delete, Mailchimp permanent delete, a signed webhook notice)."""
 
+# ruff: noqa: F811  (the sync fixtures are imported by name and then requested as parameters)
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,7 @@ from activation.services import of
 from activation.sync import runs, state
 from activation.sync.engine import sync_destination
 from activation.sync.state import Pair
-from tests.activation.sync.conftest import (  # noqa: F401  (fixtures)
+from tests.activation.sync.conftest import (  # noqa: F401
     MC_LIST,
     Fakes,
     World,
@@ -78,10 +79,12 @@ async def test_removed_from_every_list_and_erased_where_the_platform_can(
         assert held(fakes, world, kind, key) == {2, 3}, kind
         assert await state.confirmed(world.db, Pair(ids[kind], audience_id), "absent") == {world.pid(1)}
         logged = await runs.list_runs(world.db, {"destination_id": ids[kind]}, None, 10)
-        assert [r["trigger"] for r in logged][0] == "privacy" and logged[0]["removed"] == 1
+        assert (logged[0]["trigger"], logged[0]["removed"]) == ("privacy", 1)
     assert md5_lower(world.email(1)) in fakes.mailchimp.forgotten
     assert fakes.mailchimp.status_of(MC_LIST, world.email(1)) is None
-    assert fakes.hubspot.gdpr_deleted == [world.email(1)] and fakes.hubspot.find("email", world.email(1)) is None
+    assert (
+        fakes.hubspot.gdpr_deleted == [world.email(1)] and fakes.hubspot.find("email", world.email(1)) is None
+    )
     assert fakes.webhook.deletions == [{"email": [world.email(1)], "user_id": [f"u_{world.ns}_1"]}]
     assert fakes.webhook.rejections == []  # the notice and the exit were signed and well-formed
 
@@ -102,7 +105,7 @@ async def test_a_destination_that_never_held_the_person_is_skipped_and_nothing_i
 async def test_throttling_is_retried_and_a_refusing_platform_is_a_failed_outcome_with_its_reason(
     ctx: dict[str, Any], world: World, fakes: Fakes, sleeps: Any
 ) -> None:
-    ids, audience_id, key = await synced_world(ctx, world, fakes)
+    ids, _, key = await synced_world(ctx, world, fakes)
     fakes.webhook.inject("throttle", times=2, retry_after_s=3)
     fakes.hubspot.inject("error500", times=None, path="gdpr-delete")
     everywhere = await erase_everywhere(of(ctx), person(world, 2))
