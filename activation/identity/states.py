@@ -11,14 +11,15 @@ user id is unmapped), so a tick costs what the touched profiles hold, whatever t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from activation.identity.store import read_mapping, read_members
 from activation.identity.identifiers import Identifier
-from activation.privacy.person import Person as PrivacyPerson
+from activation.identity.store import read_mapping, read_members, read_setting, write_setting
 from activation.privacy.person import VALUES
+from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
@@ -39,6 +40,16 @@ _ALL = (
     f" LEFT JOIN {_MAPPED.format(t='anonymous_id')} AS a ON a.identifier_value = s.anonymous_id"
     " WHERE profile_id != ''"
 )
+_VIEWS = {
+    "profile_event_states_mv": EVENT_STATES,
+    "profile_trait_states_mv": TRAIT_STATES,
+    "profile_pairs_mv": "profile_pairs",
+}
+_VIEW_SQL = (
+    "SELECT name, as_select, metadata_modification_time, currentDatabase() FROM system.tables"
+    " WHERE database = currentDatabase() AND name IN {names:Array(String)}"
+)
+BACKFILL_MARK = "profile_states_backfilled"
 _PAIRS_OF = "SELECT anonymous_id, user_id FROM profile_pairs FINAL WHERE anonymous_id IN {a:Array(String)}"
 
 
@@ -74,6 +85,25 @@ def owned(table: str, scope: list[str] | None) -> str:
     if scope is None:
         return _ALL.replace("TABLE", table)
     return _SCOPED.replace("TABLE", table)
+
+
+def ensure_backfilled(ch: Client, now: datetime) -> int:
+    """Feed the states from events stored before the views existed (an upgrade), once.
+
+    The views see every insert from their creation on; events inserted before it are run through
+    each view's own SELECT here. Returns how many such events there were."""
+    if read_setting(ch, BACKFILL_MARK):
+        return 0
+    views = ch.query(_VIEW_SQL, parameters={"names": list(_VIEWS)}).result_rows
+    cutoff = min(row[2] for row in views)
+    older = "SELECT count() FROM events WHERE inserted_at < {c:DateTime64(6, 'UTC')}"
+    count = int(ch.query(older, parameters={"c": cutoff}).result_rows[0][0])
+    for name, select, _, database in views if count else []:
+        source = f"(SELECT * FROM {database}.events WHERE inserted_at < {{c:DateTime64(6, 'UTC')}}) AS events"
+        body = select.replace(f"FROM {database}.events", f"FROM {source}", 1)
+        ch.command(f"INSERT INTO {_VIEWS[name]} {body}", parameters={"c": cutoff})
+    write_setting(ch, BACKFILL_MARK, str(count), now)
+    return count
 
 
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:

@@ -3,7 +3,9 @@
 Incremental: extract links from events inserted since the watermark (minus an overlap, harmless
 because extraction skips sets already stored), take the link sets stored since the links
 watermark, find the connected components they touch,
-restitch them from all their links, write the diff, recompute the profiles concerned.
+restitch them from all their links, write the diff, recompute the profiles concerned (from their
+aggregate states, `activation.identity.states`). The first tick of a UTC day also recomputes every
+profile holding a windowed computed trait, as a day has left each window.
 Full: the same over every link. Both give the same mapping for the same links.
 """
 
@@ -18,7 +20,8 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from activation.identity import links as link_store
-from activation.identity import profiles, store
+from activation.identity import profiles, states, store
+from activation.identity.computed import ComputedTrait
 from activation.identity.graph import Link, Stitched, stitch
 from activation.identity.identifiers import ALIAS_TYPE, Identifier
 
@@ -65,6 +68,7 @@ def stitch_incremental(
 ) -> StitchReport:
     """Stitch what arrived since the watermark; falls back to a full run for a huge component."""
     started = time.perf_counter()
+    states.ensure_backfilled(ch, now)
     mark, links_mark = _read_watermark(ch)
     since = mark - timedelta(seconds=overlap_s)
     rules = store.read_rules(ch)
@@ -82,7 +86,10 @@ def stitch_incremental(
     store.write_outcomes(ch, stitched, set(old.values()) | set(stitched.mapping.values()), version + 1)
     window = {"since": mark - timedelta(seconds=profile_overlap_s), "until": now}
     scope = changed | {r[0] for r in ch.query(_WINDOW_PROFILES, parameters=window).result_rows}
-    profiles.recompute(ch, sorted(scope), version, now, store.read_definitions(ch))
+    definitions = store.read_definitions(ch)
+    if mark.date() != now.date():
+        scope |= _windowed_holders(ch, definitions)
+    profiles.recompute(ch, sorted(scope), version, now, definitions)
     _write_watermark(ch, now, links_until)
     report = _report("incremental", links, stitched, written, len(scope), started)
     return replace(
@@ -93,6 +100,7 @@ def stitch_incremental(
 def stitch_full(ch: Client, now: datetime) -> StitchReport:
     """Restitch every link (after a rules change, an unmerge of many, or a huge component)."""
     started = time.perf_counter()
+    states.ensure_backfilled(ch, now)
     rules = store.read_rules(ch)
     link_store.extract_links(ch, EPOCH, now, rules)
     links_until = link_store.links_high_mark(ch)
@@ -130,6 +138,18 @@ def restitch_identifiers(
     return replace(
         report, changed_profiles=frozenset(scope), changed_identifiers=_changed_ids(old, stitched.mapping)
     )
+
+
+def _windowed_holders(ch: Client, definitions: list[ComputedTrait]) -> set[str]:
+    """Profiles holding a value of a windowed computed trait: on a new UTC day a day left its window."""
+    names = [d.name for d in definitions if d.window_days]
+    if not names:
+        return set()
+    sql = (
+        "SELECT DISTINCT profile_id FROM profile_computed_traits FINAL"
+        " WHERE deleted = 0 AND name IN {n:Array(String)}"
+    )
+    return {str(r[0]) for r in ch.query(sql, parameters={"n": names}).result_rows}
 
 
 def _candidates(links: list[Link]) -> set[Identifier]:
