@@ -8,6 +8,9 @@ from typing import Any
 from activation.audiences.computation import compute_audience
 from activation.audiences.emit import run_audience
 from activation.audiences.schedule import enqueue_due_audiences
+from activation.connections.delivery import deliver_events
+from activation.connections.reader import forward_events
+from activation.connections.replay import replay_events
 from activation.identity.jobs import identity_restitch, identity_stitch
 from activation.maintenance import worker_heartbeat
 from activation.sync.engine import sync_destination
@@ -25,6 +28,9 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         schedule_syncs,
         identity_stitch,
         identity_restitch,
+        forward_events,
+        deliver_events,
+        replay_events,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
@@ -36,5 +42,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         CronSpec(identity_stitch, every_s=2, run_at_startup=True),
         # nightly full restitch refreshes computed traits with time windows
         CronSpec(identity_restitch, daily_at=(3, 17)),
+        # event forwarding: one reader job loops ~10 s and queues its successor; this restarts the chain
+        CronSpec(forward_events, every_s=5, run_at_startup=True),
     ]
     return JobSet(functions=functions, crons=crons, ctx=ctx)

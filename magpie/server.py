@@ -26,6 +26,7 @@ from activation.admin.openapi import openapi_route
 from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
+from activation.connections.routes import routes as connection_routes
 from activation.identity import admin as identity_admin
 from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
@@ -225,6 +226,7 @@ class App:
         return [
             *audience_routes(lambda: audience_client, enqueue_audience, require),
             *sync_routes(sync),
+            *connection_routes(services, tokens),
             *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),

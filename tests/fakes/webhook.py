@@ -4,6 +4,9 @@ Checks: webhook-id / webhook-timestamp / webhook-signature present; timestamp wi
 least one `v1,<base64>` entry equal (constant-time) to HMAC-SHA256(key, "{id}.{ts}.{raw body}") with the
 key base64-decoded from `whsec_…`; a JSON body `{"audience", "entered", "exited"}` with member objects.
 A repeated webhook-id is acknowledged but not applied again. Keeps membership per audience.
+Event forwarding bodies `{"events": [<Segment-shaped events>]}` (connections) are checked too: each
+event an object with a string `messageId` and `type`; applied events are kept in arrival order in
+`events`, with `event_counts` per messageId (a refused messageId answers 422 for the request).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class FakeWebhookReceiver(FakeServer):
         self.duplicates = 0
         self.rejections: list[str] = []
         self.deliveries: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.event_counts: dict[str, int] = {}
         self.deletions: list[dict[str, Any]] = []  # identifiers of each signed deletion notice
 
     @property
@@ -95,6 +100,8 @@ class FakeWebhookReceiver(FakeServer):
             return self._reject("body is not JSON")
         if isinstance(payload, dict) and payload.get("type") == "deletion":
             return self._deletion(request.headers["webhook-id"], payload)
+        if isinstance(payload, dict) and "events" in payload:
+            return self._receive_events(request.headers["webhook-id"], payload)
         shape = check_shape(payload)
         if shape is not None:
             return self._reject(shape)
@@ -126,6 +133,35 @@ class FakeWebhookReceiver(FakeServer):
             self.seen_ids.add(msg_id)
             self.deletions.append(identifiers)
         return web.Response(status=204)
+
+    def _receive_events(self, msg_id: str, payload: dict[str, Any]) -> web.StreamResponse:
+        problem = check_events_shape(payload)
+        if problem is not None:
+            return self._reject(problem)
+        if {e["messageId"] for e in payload["events"]} & self.refused:
+            self.rejections.append("refused event")
+            return web.json_response({"error": "unprocessable event"}, status=422)
+        if msg_id in self.seen_ids:
+            self.duplicates += 1
+            return web.Response(status=204)
+        self.seen_ids.add(msg_id)
+        self.deliveries.append(payload)
+        for event in payload["events"]:
+            self.events.append(event)
+            self.event_counts[event["messageId"]] = self.event_counts.get(event["messageId"], 0) + 1
+        return web.Response(status=204)
+
+
+def check_events_shape(payload: dict[str, Any]) -> str | None:
+    events = payload.get("events")
+    if set(payload) != {"events"} or not isinstance(events, list) or not events:
+        return 'body must be {"events": [...]} with at least one event'
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("messageId"), str):
+            return "events[] need a messageId"
+        if event.get("type") not in ("track", "page", "screen", "identify", "group", "alias"):
+            return "events[] need a Segment type"
+    return None
 
 
 def check_shape(payload: Any) -> str | None:
