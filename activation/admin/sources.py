@@ -159,6 +159,7 @@ def public(source: dict[str, Any]) -> dict[str, Any]:
         "rate_limit_per_s": int(source["rate_limit_per_s"]),
         "retention_days": int(source["retention_days"]),
         "enabled": bool(source["enabled"]),
+        "required_consent_category": source.get("required_consent_category", ""),
         "created_at": source["created_at"],
         "updated_at": source["updated_at"],
     }

@@ -219,3 +219,28 @@ def test_unsuppress_lets_events_in_again_and_the_list_holds_hashes_only(two_web:
     time.sleep(1.0)
     back = [send(two_web, source["write_key"], email) for _ in range(6)]
     assert set(back) <= {e["messageId"] for e in two_web.wait_for_ids(source["id"], back)}
+
+
+def test_a_source_requiring_consent_drops_and_counts_events_without_it(two_web: ServerProcess) -> None:
+    source = two_web.create_source("consenting", required_consent_category="analytics")
+    assert source["required_consent_category"] == "analytics"
+    bad = two_web.admin("POST", "/sources", json={"name": "x", "required_consent_category": "a b"})
+    assert bad.status_code == 400 and "required_consent_category" in bad.json()["error"]["fields"]
+    sent = {}
+    for label, consent in (
+        ("granted", {"analytics": True}),
+        ("refused", {"analytics": False}),
+        ("none", None),
+    ):
+        message_id = uuid.uuid4().hex
+        context = {"consent": {"categoryPreferences": consent}} if consent else {}
+        body = {"type": "track", "event": label, "userId": "c1", "messageId": message_id, "context": context}
+        response = two_web.http.post("/v1/track", json=body, auth=(source["write_key"], ""))
+        assert response.status_code == 200
+        sent[label] = message_id
+    stored = {e["messageId"] for e in two_web.wait_for_ids(source["id"], [sent["granted"]])}
+    assert sent["granted"] in stored and not {sent["refused"], sent["none"]} & stored
+    deadline = time.monotonic() + 5
+    while two_web.metric("magpie_events_dropped_total", source=source["id"], reason="consent") < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
