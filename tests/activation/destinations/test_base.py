@@ -24,6 +24,7 @@ def test_registry_names_match_types() -> None:
     assert set(REGISTRY) == {
         *("google_ads", "meta", "mailchimp", "hubspot", "webhook"),
         *("customerio", "tiktok", "linkedin"),
+        *("salesforce", "sendgrid", "braze", "klaviyo"),
     }
     assert all(dest.type == name for name, dest in REGISTRY.items())
 
@@ -31,7 +32,7 @@ def test_registry_names_match_types() -> None:
 def test_capabilities() -> None:
     refreshable = {n for n, d in REGISTRY.items() if isinstance(d, SupportsTokenRefresh)}
     deletable = {n for n, d in REGISTRY.items() if isinstance(d, SupportsDeletion)}
-    assert refreshable == {"google_ads", "hubspot", "linkedin"}
+    assert refreshable == {"google_ads", "hubspot", "linkedin", "salesforce"}
     assert deletable == {"mailchimp", "hubspot"}
     assert all(isinstance(d, SupportsConnectionTest) for d in REGISTRY.values())
 
