@@ -11,8 +11,12 @@ from activation.audiences.schedule import enqueue_due_audiences
 from activation.connections.delivery import deliver_events
 from activation.connections.reader import forward_events
 from activation.connections.replay import replay_events
+from activation.crm.pull import pull_crm_source, schedule_crm_pulls
 from activation.identity.jobs import identity_restitch, identity_stitch
 from activation.maintenance import worker_heartbeat
+from activation.privacy.deletion import privacy_delete
+from activation.privacy.export import privacy_export
+from activation.privacy.retention import expire_rejected_events, resume_privacy_requests
 from activation.sync.engine import sync_destination
 from activation.sync.schedule import schedule_syncs
 from magpie.worker import CronSpec, JobFunction, JobSet
@@ -28,20 +32,29 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         schedule_syncs,
         identity_stitch,
         identity_restitch,
+        privacy_delete,
+        privacy_export,
+        expire_rejected_events,
+        resume_privacy_requests,
         forward_events,
         deliver_events,
         replay_events,
+        pull_crm_source,
+        schedule_crm_pulls,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
         CronSpec(enqueue_due_audiences, every_s=60),
         CronSpec(schedule_syncs, every_s=30),
+        CronSpec(schedule_crm_pulls, every_s=60),  # each CRM source pulls every config.every_s (900)
         # A new identify reaches its profile within seconds: incremental stitching every 2 s. No pinned
         # job id: arq keeps a finished cron's in-progress key for 60 s, which would block a fixed id;
         # per-slot ids still coalesce across workers and the job's own Redis lock serialises runs.
         CronSpec(identity_stitch, every_s=2, run_at_startup=True),
         # nightly full restitch refreshes computed traits with time windows
         CronSpec(identity_restitch, daily_at=(3, 17)),
+        CronSpec(resume_privacy_requests, every_s=60),  # requests a crashed worker left unfinished
+        CronSpec(expire_rejected_events, daily_at=(4, 7)),  # MAGPIE_REJECTED_RETENTION_DAYS
         # event forwarding: one reader job loops ~10 s and queues its successor; this restarts the chain
         CronSpec(forward_events, every_s=5, run_at_startup=True),
     ]

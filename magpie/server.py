@@ -27,6 +27,8 @@ from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
 from activation.connections.routes import routes as connection_routes
+from activation.crm.routes import routes as crm_routes
+from activation.crm.sources import CrmSourceSettings
 from activation.identity import admin as identity_admin
 from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
@@ -34,12 +36,16 @@ from activation.identity.jobs import stitch_status
 from activation.maintenance import HEARTBEAT_KEY
 from activation.net import parse_allow_list
 from activation.privacy import suppressions_api
+from activation.privacy.registry import ACTIVATION_PATHS, ForgetPath, by_pairs
+from activation.privacy.routes import routes as privacy_routes
 from activation.privacy.suppressions import hash_key as suppression_hash_key
+from activation.privacy.wiring import PrivacyWiring
 from activation.services import Services
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
 from clickhouse.client import ClickHouseTarget, connect
 from clickhouse.migrations import migrate
+from collector import forget as collector_forget
 from collector.app import Collector
 from collector.http import tracking_kind
 from collector.metrics import Metrics
@@ -120,9 +126,12 @@ class App:
             metrics=rt.metrics,
             tracking_url=settings.base_url,
         )
-        rt.jobs.jobs = job_set({"services": self.services, "secret_key": secret_key})
+        self.privacy = privacy_wiring(settings)
+        jobs_ctx = {"services": self.services, "secret_key": secret_key, "privacy": self.privacy}
+        rt.jobs.jobs = job_set(jobs_ctx)
         self.tokens = TokenStore(self.services.db)
-        self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis))
+        crm = CrmSourceSettings(self.services.db, secret_key, self.services.allow)  # CRM sources' type, config
+        self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis), crm)
         if "collector" in parts:
             # writes and reads on separate clients: a client is not shared by concurrent threads
             store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
@@ -226,7 +235,9 @@ class App:
         return [
             *audience_routes(lambda: audience_client, enqueue_audience, require),
             *sync_routes(sync),
+            *privacy_routes(services, tokens, self.privacy),
             *connection_routes(services, tokens),
+            *crm_routes(services, tokens),
             *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),
@@ -244,6 +255,12 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if rt.redis is not None:
             await rt.redis.aclose()
+
+
+def privacy_wiring(settings: Settings) -> PrivacyWiring:
+    """Every table's forget path: activation's owners plus the collector's (activation never imports it)."""
+    collector = ForgetPath(("events", "rejected_events"), by_pairs(collector_forget.forget))
+    return PrivacyWiring(settings.data_dir, (*ACTIVATION_PATHS, collector), settings.rejected_retention_days)
 
 
 def create_app(settings: Settings, parts: frozenset[str] = PARTS) -> App:

@@ -48,6 +48,7 @@ class Settings:
     send_timeout_s: int = 30
     keepalive_timeout_s: int = 5
     max_header_bytes: int = 16384
+    rejected_retention_days: int = 30  # MAGPIE_REJECTED_RETENTION_DAYS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -111,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=_url(env, "MAGPIE_REDIS_URL", ("redis", "rediss", "unix")),
         admin_token=env.get("MAGPIE_ADMIN_TOKEN", ""),
         secret_key=env.get("MAGPIE_SECRET_KEY", ""),
+        rejected_retention_days=_int(env, "MAGPIE_REJECTED_RETENTION_DAYS", 30, 1, 3650),
         geoip_city_db=_file(env, "MAGPIE_GEOIP_CITY_DB"),
         geoip_asn_db=_file(env, "MAGPIE_GEOIP_ASN_DB"),
         trusted_proxies=_networks(env, "MAGPIE_TRUSTED_PROXIES"),
