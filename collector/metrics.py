@@ -52,8 +52,12 @@ class Metrics:
             for labels, value in sorted(series.items()):
                 text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
                 lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+        typed: set[str] = set()
         for name, read in sorted(self.gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {read():g}"]
+            base = name.split("{", 1)[0]  # a labelled gauge: `name{label="v"}`, one TYPE line per name
+            lines += [] if base in typed else [f"# TYPE {base} gauge"]
+            typed.add(base)
+            lines.append(f"{name} {read():g}")
         lines += [
             "# TYPE magpie_flush_latency_seconds summary",
             f"magpie_flush_latency_seconds_sum {self.flush_seconds_sum:g}",

@@ -8,6 +8,7 @@ from typing import Any
 from activation.audiences.computation import compute_audience
 from activation.audiences.emit import run_audience
 from activation.audiences.schedule import enqueue_due_audiences
+from activation.audiences.stream_jobs import stream_audiences, sweep_audience_windows
 from activation.connections.delivery import deliver_events
 from activation.connections.reader import forward_events
 from activation.connections.replay import replay_events
@@ -30,6 +31,8 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         sync_destination,
         schedule_syncs,
         identity_stitch,
+        stream_audiences,
+        sweep_audience_windows,
         identity_restitch,
         privacy_delete,
         privacy_export,
@@ -47,6 +50,9 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         # job id: arq keeps a finished cron's in-progress key for 60 s, which would block a fixed id;
         # per-slot ids still coalesce across workers and the job's own Redis lock serialises runs.
         CronSpec(identity_stitch, every_s=2, run_at_startup=True),
+        # streaming audiences: the profiles each stitch touched, then window exits within a minute
+        CronSpec(stream_audiences, every_s=1),
+        CronSpec(sweep_audience_windows, every_s=60),
         # nightly full restitch refreshes computed traits with time windows
         CronSpec(identity_restitch, daily_at=(3, 17)),
         CronSpec(resume_privacy_requests, every_s=60),  # requests a crashed worker left unfinished

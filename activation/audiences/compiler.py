@@ -55,9 +55,12 @@ _CURRENT_MEMBERS = (
 )
 
 
-def compile_audience(node: Node, now: datetime, profile_id: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(sql, params) selecting `profile_id` of every member; with `profile_id`, only that profile."""
-    compiler = Compiler(now, profile_id)
+def compile_audience(
+    node: Node, now: datetime, profile_id: str | None = None, profile_ids: list[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(sql, params) selecting `profile_id` of every member; with `profile_id`, only that profile;
+    with `profile_ids`, only those (streaming: the profiles a tick touched)."""
+    compiler = Compiler(now, profile_id, profile_ids)
     where = compiler.node(node)
     return f"SELECT profile_id FROM profiles FINAL WHERE {compiler.universe()} AND {where}", compiler.values
 
@@ -71,17 +74,22 @@ def sql_time(moment: datetime) -> str:
 class Compiler:
     """Builds SQL fragments for one query; `values` holds the parameters bound so far."""
 
-    def __init__(self, now: datetime, profile_id: str | None = None) -> None:
+    def __init__(
+        self, now: datetime, profile_id: str | None = None, profile_ids: list[str] | None = None
+    ) -> None:
         self.params = Params()
         self.now = now
         self.profile = self.params.bind(profile_id, "String") if profile_id is not None else None
+        self.profiles = self.params.bind(profile_ids, "Array(String)") if profile_ids is not None else None
+        # `profile_id{self.scope}`: one profile (explain), a list (streaming), or every profile
+        self.scope = f" = {self.profile}" if self.profile else f" IN {self.profiles}" if self.profiles else ""
 
     @property
     def values(self) -> dict[str, Any]:
         return self.params.values
 
     def universe(self) -> str:
-        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        scope = f" AND profile_id{self.scope}" if self.scope else ""
         return f"deleted = 0 AND is_bot = 0{scope}"
 
     def node(self, node: Node) -> str:
@@ -114,7 +122,7 @@ class Compiler:
         return f"(SELECT any(value) FROM profile_traits FINAL WHERE {self.scoped('trait = ' + name)})"
 
     def scoped(self, condition: str) -> str:
-        scope = f"profile_id = {self.profile} AND " if self.profile else ""
+        scope = f"profile_id{self.scope} AND " if self.scope else ""
         return f"{scope}{condition} AND deleted = 0"
 
     def computed(self, leaf: Computed) -> str:
@@ -130,7 +138,7 @@ class Compiler:
     def user_computed(self, leaf: Computed) -> str:
         """A user-defined computed trait; profiles without a value hold 0."""
         bound = self.params.bind(float(leaf.value), "Float64")
-        scope = f"profile_id = {self.profile} AND " if self.profile else ""
+        scope = f"profile_id{self.scope} AND " if self.scope else ""
         name = self.params.bind(leaf.name, "String")
         if holds(0.0, leaf.op, float(leaf.value)):
             failing = _USER_COMPUTED.format(scope=scope, name=name, test=f"NOT (value {leaf.op} {bound})")
@@ -149,7 +157,7 @@ class Compiler:
     def members(self, leaf: Member) -> str:
         key = self.params.bind(leaf.audience, "String")
         audience = f"(SELECT any(id) FROM audiences FINAL WHERE key = {key} AND deleted = 0)"
-        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        scope = f" AND profile_id{self.scope}" if self.scope else ""
         return _CURRENT_MEMBERS.format(audience=audience, scope=scope)
 
     def event(self, leaf: Event) -> str:
@@ -166,15 +174,19 @@ class Compiler:
         Events are mapped one by one (ANY LEFT JOIN: the FINAL mapping has one row per
         identifier), then counted per profile; profiles without matching events are absent."""
         raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
+        users, anons = _MAPPING.format(kind="user_id"), _MAPPING.format(kind="anonymous_id")
+        if self.scope:  # only the mapping of these events' identifiers (primary key), not all of it
+            users += f" AND identifier_value IN (SELECT user_id FROM ({raw}))"
+            anons += f" AND identifier_value IN (SELECT anonymous_id FROM ({raw}))"
         mapped = (
             "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id"
             f" FROM ({raw}) AS e"
-            f" ANY LEFT JOIN ({_MAPPING.format(kind='user_id')}) AS u"
+            f" ANY LEFT JOIN ({users}) AS u"
             " ON e.user_id = u.identifier_value"
-            f" ANY LEFT JOIN ({_MAPPING.format(kind='anonymous_id')}) AS a"
+            f" ANY LEFT JOIN ({anons}) AS a"
             " ON e.anonymous_id = a.identifier_value"
         )
-        scope = f" AND profile_id = {self.profile}" if self.profile else ""
+        scope = f" AND profile_id{self.scope}" if self.scope else ""
         condition = f"profile_id != ''{scope}" + (f" AND {having}" if having else "")
         return f"SELECT profile_id, count() AS n FROM ({mapped}) GROUP BY profile_id HAVING {condition}"
 
@@ -193,10 +205,10 @@ class Compiler:
                 continue
             keys = "".join(f", {self.params.bind(part, 'String')}" for part in item.path.split("."))
             filters.append(json_test("properties", keys, item.test, self.params))
-        if self.profile:
+        if self.scope:
             filters.append(f"({self.identifiers('user_id')} OR {self.identifiers('anonymous_id')})")
         return filters
 
     def identifiers(self, column: str) -> str:
         """Events of the scoped profile only: its identifiers, found before the mapping join."""
-        return f"{_SCOPE_IDS.format(column=column)} AND profile_id = {self.profile} AND deleted = 0)"
+        return f"{_SCOPE_IDS.format(column=column)} AND profile_id{self.scope} AND deleted = 0)"

@@ -16,7 +16,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from activation.audiences import store
+from activation.audiences import freshness, store
 from activation.audiences.compiler import compile_audience, sql_time
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
@@ -64,7 +64,14 @@ def utc_now() -> datetime:
 async def compute_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, Any]:
     """Job: compute one audience (services: the ClickHouse client and the clock)."""
     services = services_of(ctx)
-    return await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
+    newest = await asyncio.to_thread(freshness.newest_event, services.ch)
+    result = await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
+    computed = result.get("status") == "computed"
+    audience = await asyncio.to_thread(store.get, services.ch, audience_id) if computed else None
+    if audience is not None:
+        await asyncio.to_thread(freshness.record, services.ch, [audience], "full_run", newest, time.time())
+        freshness.publish(services.metrics, [audience], newest, time.time())
+    return result
 
 
 def compute(ch: Client, audience_id: str, now: datetime) -> dict[str, Any]:
@@ -74,7 +81,7 @@ def compute(ch: Client, audience_id: str, now: datetime) -> dict[str, Any]:
     if not audience.enabled and not audience.deleted:
         return {"audience_id": audience_id, "status": "disabled"}
     started = time.monotonic()
-    at = _run_time(ch, audience_id, now)
+    at = run_time(ch, audience_id, now)
     params = {"aid": audience_id, "at": sql_time(at)}
     _snapshot(ch, audience, at, params)
     ch.command(_DIFF, parameters=params, settings=COMPUTE_SETTINGS)
@@ -96,7 +103,7 @@ def _snapshot(ch: Client, audience: Audience, at: datetime, params: dict[str, An
     )
 
 
-def _run_time(ch: Client, audience_id: str, now: datetime) -> datetime:
+def run_time(ch: Client, audience_id: str, now: datetime) -> datetime:
     """`now` to the millisecond, moved just past the audience's last run so runs stay ordered."""
     at = now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000)
     last = ch.query(_LAST_AT, parameters={"aid": audience_id}).result_rows[0][0]

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from activation.audiences import membership, payload, store
+from activation.audiences import freshness, membership, payload, store, streaming
 from activation.audiences.endpoint import Deps, Enqueue, Handler, Require, guarded
 from activation.audiences.errors import AudienceConflict, InvalidDefinition
 from activation.audiences.inspection import Inspection
@@ -63,17 +63,19 @@ class Audiences:
         reject(errors, len(errors) > before or node is None)
         assert node is not None
         saved = await self.deps.run(_create, fields, node, self.deps.clock())
-        return JSONResponse(payload.as_json(saved), status_code=201)
+        return JSONResponse((await self.deps.run(described, [saved]))[0], status_code=201)
 
     async def list(self, request: Request) -> Response:
         limit, after = page_limit(request), decode_cursor(request)
         found: list[Audience] = await self.deps.run(store.page, after, limit + 1)
-        return JSONResponse(paged([payload.as_json(a) for a in found], [a.id for a in found], limit))
+        docs = await self.deps.run(described, found)
+        return JSONResponse(paged(docs, [a.id for a in found], limit))
 
     async def read(self, request: Request) -> Response:
         audience = await self.deps.run(store.fetch, request.path_params["audience_id"])
         last = await self.deps.run(membership.runs, audience.id, 1)
-        return JSONResponse({**payload.as_json(audience), "last_run": last[0] if last else None})
+        doc = (await self.deps.run(described, [audience]))[0]
+        return JSONResponse({**doc, "last_run": last[0] if last else None})
 
     async def update(self, request: Request) -> Response:
         body = await json_body(request)
@@ -83,7 +85,7 @@ class Audiences:
         reject(errors, len(errors) > before)
         audience_id = request.path_params["audience_id"]
         saved = await self.deps.run(_update, audience_id, fields, node, self.deps.clock())
-        return JSONResponse(payload.as_json(saved))
+        return JSONResponse((await self.deps.run(described, [saved]))[0])
 
     async def delete(self, request: Request) -> Response:
         audience = await self.deps.run(_delete, request.path_params["audience_id"], self.deps.clock())
@@ -94,6 +96,18 @@ class Audiences:
         audience = await self.deps.run(store.fetch, request.path_params["audience_id"])
         await self.deps.enqueue("compute_audience", audience.id)
         return JSONResponse({"id": audience.id, "status": "queued"}, status_code=202)
+
+
+def described(ch: Client, audiences: list[Audience]) -> list[dict[str, Any]]:
+    """The JSON of each audience with its mode (`streaming`, or `batch` and the reason) and lag."""
+    modes = streaming.modes(store.live(ch))
+    fresh = freshness.read(ch, [a.id for a in audiences])
+    docs = []
+    for audience in audiences:
+        mode = modes.get(audience.id, streaming.Mode(streaming.BATCH, "the audience is deleted"))
+        extra = {"mode": mode.mode, "batch_reason": mode.reason, "freshness": fresh.get(audience.id)}
+        docs.append({**payload.as_json(audience), **extra})
+    return docs
 
 
 def _check(ch: Client, audiences: list[Audience], key: str, node: Node) -> None:

@@ -14,6 +14,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from activation.identity.cache import ProfileCache
 from activation.identity.stitching import StitchReport, stitch_full, stitch_incremental
 from activation.services import of as services_of
@@ -23,6 +25,8 @@ RESTITCH_JOB = "identity_restitch"
 STITCH_JOB_ID = "identity:stitch"
 LOCK_KEY = "magpie:identity:stitch:lock"
 STATUS_KEY = "magpie:identity:stitch:status"
+# Each run's touched profiles, for the `stream_audiences` job (the key is the contract between them)
+CHANGES_KEY = "magpie:identity:changes"
 LOCK_TIMEOUT_S = 900
 DEBOUNCE_S = 1.0
 log = logging.getLogger(__name__)
@@ -64,8 +68,20 @@ async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
     finally:
         await lock.release()
     await _invalidate(ProfileCache(redis), report)
+    await _announce(redis, report)
     await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)
     return report.to_dict()
+
+
+async def _announce(redis: Any, report: StitchReport) -> None:
+    """Tell whoever evaluates profiles as they change (streaming audiences) what this run touched."""
+    if report.changed_everything:
+        entry: dict[str, Any] = {"all": True}
+    elif report.changed_profiles:
+        entry = {"profiles": sorted(report.changed_profiles), "newest_event_at": report.newest_event_at}
+    else:
+        return
+    await redis.rpush(CHANGES_KEY, orjson.dumps(entry))
 
 
 async def _invalidate(cache: ProfileCache, report: StitchReport) -> None:

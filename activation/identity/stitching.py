@@ -27,14 +27,14 @@ from activation.identity.identifiers import ALIAS_TYPE, Identifier
 
 WATERMARK_KEY = "stitch_watermark"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPAN = "inserted_at > {since:DateTime64(6, 'UTC')} AND inserted_at <= {until:DateTime64(6, 'UTC')}"
+_NEWEST = "SELECT max(inserted_at) FROM events WHERE WINDOW"
 _WINDOW_PROFILES = """
 SELECT DISTINCT profile_id FROM identity_current
 WHERE (identifier_type = 'user_id' AND identifier_value IN (SELECT user_id FROM events WHERE WINDOW))
    OR (identifier_type = 'anonymous_id'
        AND identifier_value IN (SELECT anonymous_id FROM events WHERE WINDOW))
-""".replace(
-    "WINDOW", "inserted_at > {since:DateTime64(6, 'UTC')} AND inserted_at <= {until:DateTime64(6, 'UTC')}"
-)
+""".replace("WINDOW", _SPAN)
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,14 @@ class StitchReport:
     duration_ms: float
     changed_profiles: frozenset[str] = frozenset()
     changed_identifiers: frozenset[Identifier] = frozenset()
+    newest_event_at: float | None = None  # inserted_at (epoch s) of the newest event this run read
 
     @property
     def changed_everything(self) -> bool:
         return self.mode == "full"
 
     def to_dict(self) -> dict[str, Any]:
-        doc = {k: v for k, v in asdict(self).items() if not k.startswith("changed_")}
+        doc = {k: v for k, v in asdict(self).items() if not k.startswith(("changed_", "newest_"))}
         return {**doc, "changed_profiles": len(self.changed_profiles)}
 
 
@@ -93,7 +94,10 @@ def stitch_incremental(
     _write_watermark(ch, now, links_until)
     report = _report("incremental", links, stitched, written, len(scope), started)
     return replace(
-        report, changed_profiles=frozenset(scope), changed_identifiers=_changed_ids(old, stitched.mapping)
+        report,
+        changed_profiles=frozenset(scope),
+        changed_identifiers=_changed_ids(old, stitched.mapping),
+        newest_event_at=_newest(ch, window),
     )
 
 
@@ -138,6 +142,12 @@ def restitch_identifiers(
     return replace(
         report, changed_profiles=frozenset(scope), changed_identifiers=_changed_ids(old, stitched.mapping)
     )
+
+
+def _newest(ch: Client, window: dict[str, datetime]) -> float | None:
+    sql = _NEWEST.replace("WINDOW", _SPAN)
+    value = ch.query(sql, parameters=window).result_rows[0][0]
+    return None if value is None or value.year <= 1970 else value.replace(tzinfo=UTC).timestamp()
 
 
 def _windowed_holders(ch: Client, definitions: list[ComputedTrait]) -> set[str]:

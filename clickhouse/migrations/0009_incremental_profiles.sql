@@ -103,3 +103,17 @@ SELECT DISTINCT anonymous_id, user_id FROM events WHERE anonymous_id != '' AND u
 
 -- Time-window sweeps (streaming audiences, windowed traits) find events by timestamp.
 ALTER TABLE events ADD INDEX IF NOT EXISTS idx_timestamp timestamp TYPE minmax GRANULARITY 1;
+
+-- Freshness of each audience: the newest event its membership reflects (inserted_at) and when the
+-- membership was brought up to it, per streaming micro-batch or batch run. Read with FINAL.
+CREATE TABLE IF NOT EXISTS audience_freshness
+(
+    audience_id String,
+    mode LowCardinality(String),
+    newest_event_at Nullable(DateTime64(6, 'UTC')),
+    updated_at DateTime64(6, 'UTC'),
+    lag_ms UInt64,
+    version UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY audience_id;

@@ -1,0 +1,114 @@
+"""Streaming audiences: which audiences can be decided incrementally, and their micro-batch runs.
+
+An audience streams when every condition is decided by the profile's own data — traits, computed
+traits, event counts (property, page/screen and enrichment filters, windows), AND/OR/NOT — and
+every audience it references streams too. It is then evaluated only for the profiles a stitch
+tick touched (or whose event window boundary just passed), with the same compiled SQL as a full
+run restricted to them: the changes go to `audience_membership_changes` at one run time and an
+`audience_runs` row marks the micro-batch, so history, explain, diffs, syncs and Audience
+Entered/Exited events read it as any run. Snapshots stay with the full runs on the schedule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from activation.audiences.compiler import compile_audience, sql_time
+from activation.audiences.computation import RUN_COLUMNS, run_time
+from activation.audiences.limits import COMPUTE_SETTINGS
+from activation.audiences.store import Audience
+from activation.audiences.tree import Event, leaves, referenced_audiences
+
+STREAMING, BATCH = "streaming", "batch"
+_TIME = "DateTime64(3, 'UTC')"
+_SCOPED_CURRENT = (
+    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
+    " AND profile_id IN {scope:Array(String)} GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
+)
+_CHANGES = (
+    "INSERT INTO audience_membership_changes (audience_id, profile_id, change, at)"
+    f" SELECT {{aid:String}}, profile_id, 'entered', {{at:{_TIME}}} FROM ({{select}})"
+    f" WHERE profile_id NOT IN ({_SCOPED_CURRENT})"
+    f" UNION ALL SELECT {{aid:String}}, profile_id, 'exited', {{at:{_TIME}}} FROM ({_SCOPED_CURRENT})"
+    " WHERE profile_id NOT IN ({select})"
+)
+_COUNTS = (
+    "SELECT countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
+    f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
+)
+_LAST_MEMBERS = "SELECT argMax(members, computed_at) FROM audience_runs WHERE audience_id = {aid:String}"
+
+
+@dataclass(frozen=True)
+class Mode:
+    mode: str
+    reason: str | None = None
+
+
+def modes(audiences: Iterable[Audience]) -> dict[str, Mode]:
+    """The mode of every audience by id; a batch one names the condition that keeps it there."""
+    by_key = {a.key: a for a in audiences}
+    found: dict[str, Mode] = {}
+
+    def mode_of(audience: Audience, trail: tuple[str, ...]) -> Mode:
+        if audience.id in found:
+            return found[audience.id]
+        for key in sorted(referenced_audiences(audience.definition)):
+            other = by_key.get(key)
+            if other is None or key in trail:
+                return Mode(BATCH, f"audience({key!r}) is not a live audience")
+            if mode_of(other, (*trail, key)).mode == BATCH:
+                return Mode(BATCH, f"audience({key!r}) is a batch audience")
+        return Mode(STREAMING)
+
+    for audience in by_key.values():
+        found[audience.id] = mode_of(audience, (audience.key,))
+    return found
+
+
+def streaming_order(audiences: list[Audience]) -> list[Audience]:
+    """Enabled streaming audiences, each after the audiences it references."""
+    mode = modes(audiences)
+    by_key = {a.key: a for a in audiences}
+    ordered: list[Audience] = []
+
+    def visit(audience: Audience) -> None:
+        if audience in ordered:
+            return
+        for key in sorted(referenced_audiences(audience.definition)):
+            visit(by_key[key])
+        ordered.append(audience)
+
+    for audience in audiences:
+        if mode[audience.id].mode == STREAMING:
+            visit(audience)
+    return [a for a in ordered if a.enabled]
+
+
+def windows(audience: Audience) -> list[Event]:
+    """Event conditions with a sliding window: their boundary passing can change membership."""
+    return [leaf for _, leaf in leaves(audience.definition) if isinstance(leaf, Event) and leaf.within_days]
+
+
+def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: datetime) -> dict[str, Any] | None:
+    """One micro-batch: membership of `profile_ids` brought up to date; the run, or None if nothing
+    changed (no run row then)."""
+    started = time.monotonic()
+    at = run_time(ch, audience.id, now)
+    select, bound = compile_audience(audience.definition, at, profile_ids=profile_ids)
+    params = {**bound, "aid": audience.id, "at": sql_time(at), "scope": profile_ids}
+    ch.command(_CHANGES.replace("{select}", select), parameters=params, settings=COMPUTE_SETTINGS)
+    entered, exited = ch.query(_COUNTS, parameters=params).result_rows[0]
+    if not entered and not exited:
+        return None
+    members = ch.query(_LAST_MEMBERS, parameters=params).result_rows[0][0] or 0
+    total = max(0, int(members) + int(entered) - int(exited))
+    run = [audience.id, at, total, int(entered), int(exited), int((time.monotonic() - started) * 1000)]
+    ch.insert("audience_runs", [run], column_names=RUN_COLUMNS)
+    return {**dict(zip(RUN_COLUMNS, run, strict=True)), "computed_at": at.isoformat()}

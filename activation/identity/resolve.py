@@ -1,0 +1,47 @@
+"""Event → profile resolution, in one place: an event belongs to the profile its user_id is mapped
+to, else to its anonymous_id's (events with neither mapped belong to nobody yet).
+
+`resolved(events_sql)` wraps any SELECT yielding `user_id, anonymous_id` (plus other columns) into
+one yielding `profile_id` too, looking up only those events' identifiers in the mapping (primary
+key of identity_map), so its cost follows the events selected, not the size of the graph.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+
+_MAPPED = (
+    "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}'"
+    " AND identifier_value IN (SELECT {t} FROM ({events})))"
+)
+_KIND = {
+    "event": "event = {name:String}",
+    "page": "type = 'page' AND name = {name:String}",
+    "screen": "type = 'screen' AND name = {name:String}",
+}
+_IN_SPAN = (
+    "SELECT DISTINCT user_id, anonymous_id FROM events WHERE KIND AND is_bot = 0"
+    " AND timestamp > {since:DateTime64(3, 'UTC')} AND timestamp <= {until:DateTime64(3, 'UTC')}"
+)
+
+
+def resolved(events_sql: str) -> str:
+    """SELECT profile_id, e.* over `events_sql` (which selects user_id and anonymous_id)."""
+    users = _MAPPED.format(t="user_id", events=events_sql)
+    anons = _MAPPED.format(t="anonymous_id", events=events_sql)
+    return (
+        "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id, e.*"
+        f" FROM ({events_sql}) AS e"
+        f" LEFT JOIN {users} AS u ON u.identifier_value = e.user_id"
+        f" LEFT JOIN {anons} AS a ON a.identifier_value = e.anonymous_id"
+        " WHERE profile_id != ''"
+    )
+
+
+def profiles_of_events(ch: Client, kind: str, name: str, since: datetime, until: datetime) -> set[str]:
+    """Profiles with a non-bot event of this kind and name timestamped in (since, until]."""
+    sql = f"SELECT DISTINCT profile_id FROM ({resolved(_IN_SPAN.replace('KIND', _KIND[kind]))})"
+    rows = ch.query(sql, parameters={"name": name, "since": since, "until": until}).result_rows
+    return {str(r[0]) for r in rows}
