@@ -12,6 +12,7 @@ from activation.audiences.stream_jobs import stream_audiences, sweep_audience_wi
 from activation.connections.delivery import deliver_events
 from activation.connections.reader import forward_events
 from activation.connections.replay import replay_events
+from activation.crm.pull import pull_crm_source, schedule_crm_pulls
 from activation.identity.jobs import identity_restitch, identity_stitch
 from activation.maintenance import worker_heartbeat
 from activation.privacy.deletion import privacy_delete
@@ -41,11 +42,14 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         forward_events,
         deliver_events,
         replay_events,
+        pull_crm_source,
+        schedule_crm_pulls,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
         CronSpec(enqueue_due_audiences, every_s=60),
         CronSpec(schedule_syncs, every_s=30),
+        CronSpec(schedule_crm_pulls, every_s=60),  # each CRM source pulls every config.every_s (900)
         # A new identify reaches its profile within seconds: incremental stitching every 2 s. No pinned
         # job id: arq keeps a finished cron's in-progress key for 60 s, which would block a fixed id;
         # per-slot ids still coalesce across workers and the job's own Redis lock serialises runs.

@@ -27,6 +27,8 @@ from activation.admin.routes import AdminContext, admin_routes
 from activation.admin.sources import SourceStore
 from activation.audiences.routes import routes as audience_routes
 from activation.connections.routes import routes as connection_routes
+from activation.crm.routes import routes as crm_routes
+from activation.crm.sources import CrmSourceSettings
 from activation.identity import admin as identity_admin
 from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
@@ -128,7 +130,8 @@ class App:
         jobs_ctx = {"services": self.services, "secret_key": secret_key, "privacy": self.privacy}
         rt.jobs.jobs = job_set(jobs_ctx)
         self.tokens = TokenStore(self.services.db)
-        self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis))
+        crm = CrmSourceSettings(self.services.db, secret_key, self.services.allow)  # CRM sources' type, config
+        self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis), crm)
         if "collector" in parts:
             # writes and reads on separate clients: a client is not shared by concurrent threads
             store = EventStore(connect(self.target), settings.fault_file, reader=connect(self.target))
@@ -234,6 +237,7 @@ class App:
             *sync_routes(sync),
             *privacy_routes(services, tokens, self.privacy),
             *connection_routes(services, tokens),
+            *crm_routes(services, tokens),
             *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),

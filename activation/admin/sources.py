@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from activation.admin.errors import ApiError, not_found
 from activation.db import Database
@@ -75,12 +75,32 @@ def validate(fields: dict[str, Any], creating: bool) -> dict[str, Any]:
     return fields
 
 
+EXTENSION_FIELDS = ("type", "config", "credentials")
+Rows = list[dict[str, Any]]
+
+
+class SourceExtension(Protocol):
+    """Source kinds beyond tracking (CRM pulls: activation/crm/sources.py): `type`, `config` and
+    write-only `credentials`, validated before the source is written and stored after it."""
+
+    async def check(self, source_id: str, fields: dict[str, Any], creating: bool) -> None: ...
+
+    async def save(self, source_id: str, fields: dict[str, Any]) -> None: ...
+
+    async def describe(self, source_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+
 class SourceStore:
     """`notify` is awaited after every write: the composition root publishes it to every collector's
     source cache (rotation and disabling take effect everywhere at once)."""
 
-    def __init__(self, db: Database, notify: Callable[[], Awaitable[object]] | None = None) -> None:
-        self.db, self.notify = db, notify
+    def __init__(
+        self,
+        db: Database,
+        notify: Callable[[], Awaitable[object]] | None = None,
+        extension: SourceExtension | None = None,
+    ) -> None:
+        self.db, self.notify, self.extension = db, notify, extension
 
     async def get(self, source_id: str) -> dict[str, Any]:
         rows = await self.db.dicts(
@@ -88,14 +108,30 @@ class SourceStore:
         )
         if not rows:
             raise not_found("source")
-        return rows[0]
+        return (await self._described(rows))[0]
 
     async def list(self, after: str, limit: int) -> list[dict[str, Any]]:
-        return await self.db.dicts(
+        rows = await self.db.dicts(
             "SELECT * FROM sources FINAL WHERE deleted = 0 AND id > {after:String} "
             "ORDER BY id LIMIT {n:UInt32}",
             {"after": after, "n": limit},
         )
+        return await self._described(rows)
+
+    async def _described(self, rows: Rows) -> Rows:
+        if self.extension is None or not rows:
+            return rows
+        extra = await self.extension.describe([r["id"] for r in rows])
+        return [{**r, **extra.get(r["id"], {})} for r in rows]
+
+    async def _split(self, source_id: str, fields: dict[str, Any], creating: bool) -> dict[str, Any]:
+        """Take the extension's fields out of `fields` and check them (400 when no extension)."""
+        ext = {k: fields.pop(k) for k in EXTENSION_FIELDS if k in fields}
+        if self.extension is not None:
+            await self.extension.check(source_id, ext, creating)
+        elif ext.get("type", "tracking") != "tracking" or set(ext) - {"type"}:
+            raise ApiError(400, "invalid_source", "the source has invalid fields", {"type": "unsupported"})
+        return ext
 
     async def _write(self, source: dict[str, Any]) -> dict[str, Any]:
         source = {**source, "updated_at": datetime.now(UTC), "version": time.time_ns()}
@@ -105,10 +141,12 @@ class SourceStore:
         return source
 
     async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        source_id, fields = "src_" + uuid.uuid4().hex[:20], dict(fields)
+        ext = await self._split(source_id, fields, creating=True)
         validate(fields, creating=True)
         now = datetime.now(UTC)
         source = {
-            "id": "src_" + uuid.uuid4().hex[:20],
+            "id": source_id,
             "write_key": new_write_key(),
             "allowed_origins": [],
             "ip_policy": "keep",
@@ -121,17 +159,26 @@ class SourceStore:
             **fields,
         }
         source["name"] = str(source["name"]).strip()
-        return await self._write(source)
+        if self.extension is not None and ext:
+            await self.extension.save(source_id, ext)
+        return (await self._described([await self._write(source)]))[0]
 
     async def update(self, source_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        current, fields = await self.get(source_id), dict(fields)
+        ext = await self._split(source_id, fields, creating=False)
         validate(fields, creating=False)
-        return await self._write({**await self.get(source_id), **fields})
+        if self.extension is not None and ext:
+            await self.extension.save(source_id, ext)
+        written = await self._write({k: v for k, v in {**current, **fields}.items() if k in COLUMNS})
+        return (await self._described([written]))[0]
 
     async def rotate_key(self, source_id: str) -> dict[str, Any]:
-        return await self._write({**await self.get(source_id), "write_key": new_write_key()})
+        current = await self.get(source_id)
+        written = await self._write({**_stored(current), "write_key": new_write_key()})
+        return {**current, **written}
 
     async def delete(self, source_id: str) -> None:
-        await self._write({**await self.get(source_id), "deleted": 1, "enabled": False})
+        await self._write({**_stored(await self.get(source_id)), "deleted": 1, "enabled": False})
 
     async def ensure_named(self, name: str) -> dict[str, Any]:
         """The live source called `name`, created on first use (system sources)."""
@@ -148,11 +195,18 @@ class SourceStore:
         return await self.create({"name": "Default"})
 
 
+def _stored(source: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k in COLUMNS}
+
+
 def public(source: dict[str, Any]) -> dict[str, Any]:
-    """The API shape of a source."""
+    """The API shape of a source (CRM sources add `config` and `credential_names`, never secrets)."""
+    crm: dict[str, Any] = {k: source[k] for k in ("config", "credential_names") if k in source}
     return {
         "id": source["id"],
         "name": source["name"],
+        "type": source.get("type", "tracking"),
+        **crm,
         "write_key": source["write_key"],
         "allowed_origins": list(source["allowed_origins"]),
         "ip_policy": source["ip_policy"],

@@ -74,6 +74,20 @@ FROM (
 GROUP BY profile_id, trait
 """
 
+# Profiles known only from imported / CRM records (no events yet) are complete profiles too: the
+# Profile API answers for them. Written after the event-based rows, only where those wrote none.
+_RECORD_PROFILES = """
+INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
+                      is_bot, version, deleted)
+SELECT m.profile_id, min(r.imported_at), max(r.imported_at), 0, 0, 0, 0, {v:UInt64} + 1, 0
+FROM (SELECT record_id, imported_at FROM identity_records FINAL WHERE deleted = 0) AS r
+INNER JOIN (SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = 'record') AS m
+    ON m.identifier_value = r.record_id
+WHERE SCOPE
+  AND m.profile_id NOT IN (SELECT profile_id FROM profiles WHERE version = {v:UInt64} + 1 AND deleted = 0)
+GROUP BY m.profile_id
+"""
+
 _COMPUTED = """
 INSERT INTO profile_computed_traits (profile_id, name, value, computed_at, version, deleted)
 SELECT profile_id, {name:String}, AGG, {now:DateTime64(3, 'UTC')}, {v:UInt64} + 1, 0
@@ -109,6 +123,7 @@ def recompute(
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
         ch.command(sql, parameters={**params, **extra, "now": now, "since": since})
     ch.command(_PROFILES.replace("STATES", states), parameters=params)  # last: the profile is complete
+    ch.command(_RECORD_PROFILES.replace("SCOPE", record_scope), parameters=params)
     for table, cols in _TOMBSTONES.items():
         _tombstone(ch, table, cols, scope, version)
 
