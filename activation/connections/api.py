@@ -7,6 +7,7 @@ carries its delivery stats. Bad input is a 400 naming each field; unknown ids ar
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -79,7 +80,7 @@ async def create(services: Services, request: Request) -> Response:
     fields = _read(await json_body(request), creating=True)
     await _check_ends(services, fields["source_id"], fields["destination_id"])
     record = ConnectionRecord(
-        id="con_" + uuid.uuid4().hex[:20],
+        id=f"con_{time.time_ns():016x}{uuid.uuid4().hex[:8]}",
         source_id=fields["source_id"],
         destination_id=fields["destination_id"],
         filter=fields["filter"],

@@ -26,7 +26,7 @@ SUPPRESSION_CHECKS: list[SuppressionCheck] = []
 
 _NEWEST_CONSENT = """
 SELECT if(user_id != '', concat('u:', user_id), concat('a:', anonymous_id)) AS person,
-       argMax(consent, timestamp) AS consent
+       argMax(consent, timestamp) AS newest
 FROM events
 WHERE consent != '' AND timestamp < {before:DateTime64(3, 'UTC')}
   AND (user_id IN {users:Array(String)} OR (user_id = '' AND anonymous_id IN {anons:Array(String)}))

@@ -39,8 +39,9 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 _NEW_EVENTS = f"""
 SELECT {EVENT_COLUMNS} FROM events
 WHERE inserted_at > {{since:DateTime64(6, 'UTC')}} AND source_id IN {{sources:Array(String)}}
-  AND (inserted_at, source_id, message_id) > ({{t:DateTime64(6, 'UTC')}}, {{s:String}}, {{m:String}})
-ORDER BY inserted_at, source_id, message_id LIMIT {{n:UInt32}}
+  AND (inserted_at, timestamp, source_id, message_id)
+      > ({{t:DateTime64(6, 'UTC')}}, {{ts:DateTime64(3, 'UTC')}}, {{s:String}}, {{m:String}})
+ORDER BY inserted_at, timestamp, source_id, message_id LIMIT {{n:UInt32}}
 """
 
 
@@ -125,15 +126,16 @@ async def _watermark(services: Services) -> datetime:
 async def _read(services: Services, since: datetime, routes: Sequence[Route], page: int) -> list[Row]:
     sources = sorted({r.source_id for r in routes})
     rows: list[Row] = []
-    key: tuple[datetime, str, str] = (since, "", "")
+    key: tuple[datetime, datetime, str, str] = (since, datetime(1970, 1, 1, tzinfo=UTC), "", "")
     for _ in range(20):  # at most 20 pages per pass; the next pass continues from the watermark
-        params = {"since": since, "sources": sources, "t": key[0], "s": key[1], "m": key[2], "n": page}
+        t, ts, s, m = key
+        params = {"since": since, "sources": sources, "t": t, "ts": ts, "s": s, "m": m, "n": page}
         batch = await services.db.dicts(_NEW_EVENTS, params)
         rows += batch
         if len(batch) < page:
             break
         last = batch[-1]
-        key = (last["inserted_at"], last["source_id"], last["message_id"])
+        key = (last["inserted_at"], last["timestamp"], last["source_id"], last["message_id"])
     return rows
 
 

@@ -89,11 +89,11 @@ class ConnectionStore:
         return [_record(r) for r in await self.db.dicts(sql, {"after": after, "n": limit})]
 
     async def active(self) -> list[ConnectionRecord]:
-        """Every enabled connection (the reader's routing table)."""
-        return [_record(r) for r in await self.db.dicts(_SELECT + " AND enabled = 1 ORDER BY id")]
+        """Every enabled connection, oldest first (the first matching one per destination wins)."""
+        return [_record(r) for r in await self.db.dicts(_SELECT + " AND enabled = 1 ORDER BY created_at, id")]
 
     async def of_destination(self, destination_id: str) -> list[ConnectionRecord]:
-        sql = _SELECT + " AND enabled = 1 AND destination_id = {d:String} ORDER BY id"
+        sql = _SELECT + " AND enabled = 1 AND destination_id = {d:String} ORDER BY created_at, id"
         return [_record(r) for r in await self.db.dicts(sql, {"d": destination_id})]
 
     async def save(self, record: ConnectionRecord) -> ConnectionRecord:
