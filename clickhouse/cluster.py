@@ -18,6 +18,7 @@ import re
 _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*(.*)$", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree(\(([^)]*)\))?")
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.S)
+_COLUMN_CHANGE = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT) COLUMN\b", re.I)
 _VIEW = re.compile(r"^CREATE (MATERIALIZED )?VIEW IF NOT EXISTS (\w+)\s+(.*)$", re.S)
 
 
@@ -28,7 +29,11 @@ def render_cluster(statement: str, cluster: str, database: str) -> str:
         return _render_create(create.group(1), create.group(2), cluster, database)
     alter = _ALTER.match(statement)
     if alter:
-        return f"ALTER TABLE {alter.group(1)}_local ON CLUSTER {cluster} {alter.group(2)}"
+        table, change = alter.group(1), alter.group(2)
+        local = f"ALTER TABLE {table}_local ON CLUSTER {cluster} {change}"
+        if not _COLUMN_CHANGE.match(change):
+            return local  # indexes, TTL, projections: the local tables only
+        return f"{local};\nALTER TABLE {table} ON CLUSTER {cluster} {change}"  # the Distributed table too
     view = _VIEW.match(statement)
     if view:
         kind = "MATERIALIZED VIEW" if view.group(1) else "VIEW"

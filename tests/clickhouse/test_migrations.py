@@ -69,6 +69,16 @@ def test_cluster_ddl_parses_with_the_engines_own_parser(ch: Client) -> None:
                     assert "rand()" not in part and "cityHash64(" in part, part
 
 
+def test_a_column_change_reaches_the_distributed_table_and_an_index_only_the_local_ones() -> None:
+    column = render_cluster("ALTER TABLE sources ADD COLUMN IF NOT EXISTS x String", "prod", "magpie")
+    assert column.split(";\n") == [
+        "ALTER TABLE sources_local ON CLUSTER prod ADD COLUMN IF NOT EXISTS x String",
+        "ALTER TABLE sources ON CLUSTER prod ADD COLUMN IF NOT EXISTS x String",
+    ]
+    index = render_cluster("ALTER TABLE events ADD INDEX IF NOT EXISTS i t TYPE minmax", "prod", "magpie")
+    assert index == "ALTER TABLE events_local ON CLUSTER prod ADD INDEX IF NOT EXISTS i t TYPE minmax"
+
+
 def test_sharding_key_is_the_hash_of_the_sorting_key() -> None:
     assert sharding_key("(a String) ENGINE = MergeTree ORDER BY (a, toDate(b)) SETTINGS x = 1") == (
         "cityHash64(a, toDate(b))"
