@@ -20,6 +20,7 @@ import orjson
 
 from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier
+from activation.identity.jobs import LOCK_KEY as STITCH_LOCK
 from activation.privacy import audit, requests
 from activation.privacy.expand import expand
 from activation.privacy.keyspace import scrub
@@ -34,6 +35,10 @@ log = logging.getLogger("magpie.privacy")
 JOB = "privacy_delete"
 MODES = ("delete", "suppress", "delete_and_suppress")
 LOCK_S = 900
+
+
+class StitchBusy(Exception):
+    pass
 
 
 def job_id(request_id: str) -> str:
@@ -91,8 +96,16 @@ async def _run(services: Services, wiring: PrivacyWiring, request: PrivacyReques
 async def _erase(services: Services, wiring: PrivacyWiring, person: Person) -> dict[str, Any]:
     destinations = await erase_everywhere(services, person)  # before sync_state is forgotten
     rows: dict[str, int] = {}
-    for path in wiring.paths:
-        rows |= await asyncio.to_thread(path.forget, services.ch, person)
+    # Under the stitch lock: a stitch run that read the person's events before they were erased
+    # would otherwise write their links, mapping and profile back after the forget.
+    lock = services.redis.lock(STITCH_LOCK, timeout=LOCK_S, blocking=True, blocking_timeout=LOCK_S)
+    if not await lock.acquire():
+        raise StitchBusy("the identity stitch lock stayed taken; the request is retried")
+    try:
+        for path in wiring.paths:
+            rows |= await asyncio.to_thread(path.forget, services.ch, person)
+    finally:
+        await lock.release()
     await ProfileCache(services.redis).invalidate(person.profile_ids, person.identifiers)
     keys = await scrub(services.redis, person.values() | person.profile_ids)
     return {"destinations": destinations, "rows_removed": rows, "redis_keys_removed": keys}

@@ -105,11 +105,19 @@ def seed(ch: Client, p: Seeded) -> None:
     ch.insert("rejected_events", [["src_privacy", now, "invalid", "bad", 0, "m", f'{{"email":"{p.email}"}}', "i"]],
               column_names=["source_id", "received_at", "reason", "detail", "batch_index", "message_id",
                             "payload", "ingest_id"])  # fmt: skip
-    pairs = [("anonymous_id", p.anonymous_id), ("email", p.email), ("user_id", p.user_id), ("device_id", p.device_id)]
+    pairs = [
+        ("anonymous_id", p.anonymous_id),
+        ("email", p.email),
+        ("user_id", p.user_id),
+        ("device_id", p.device_id),
+    ]
     ch.insert("identity_links", [[sorted(pairs), now, "m", "src_privacy", "identify"]],
               column_names=["ids", "timestamp", "message_id", "source_id", "kind"])  # fmt: skip
-    ch.insert("identity_map", [[t, val, p.profile_id, v, 0] for t, val in pairs],
-              column_names=["identifier_type", "identifier_value", "profile_id", "version", "deleted"])
+    ch.insert(
+        "identity_map",
+        [[t, val, p.profile_id, v, 0] for t, val in pairs],
+        column_names=["identifier_type", "identifier_value", "profile_id", "version", "deleted"],
+    )
     ch.insert("identity_splits", [["split-" + p.user_id, "email", p.email, 0, p.profile_id, "r", now, v, 0]],
               column_names=["split_id", "identifier_type", "identifier_value", "side", "profile_id", "reason",
                             "created_at", "version", "deleted"])  # fmt: skip
@@ -123,24 +131,41 @@ def seed(ch: Client, p: Seeded) -> None:
               column_names=["profile_id", "ledger_id", "merged_profile_ids", "a_type", "a_value", "b_type",
                             "b_value", "rule", "kind", "message_id", "source_id", "timestamp", "version",
                             "deleted"])  # fmt: skip
-    ch.insert("identity_records", [["rec-" + p.user_id, "b", [("email", p.email)], '{"name": "Ann"}', now, v, 0]],
-              column_names=["record_id", "batch_id", "ids", "traits", "imported_at", "version", "deleted"])
+    ch.insert(
+        "identity_records",
+        [["rec-" + p.user_id, "b", [("email", p.email)], '{"name": "Ann"}', now, v, 0]],
+        column_names=["record_id", "batch_id", "ids", "traits", "imported_at", "version", "deleted"],
+    )
     ch.insert("identity_proposals", [["pr-" + p.user_id, "rec-" + p.user_id, p.absorbed_profile_id, "other", 0.9,
                                       p.email, "open", now, None, v, 0]],
               column_names=["proposal_id", "record_id", "profile_id", "candidate_profile_id", "score", "detail",
                             "status", "created_at", "decided_at", "version", "deleted"])  # fmt: skip
-    ch.insert("profile_traits", [[p.profile_id, "email", p.email, "s", now, v, 0],
-                                 [p.absorbed_profile_id, "name", "Ann", "s", now, v, 0]],
-              column_names=["profile_id", "trait", "value", "source_id", "updated_at", "version", "deleted"])
+    ch.insert(
+        "profile_traits",
+        [
+            [p.profile_id, "email", p.email, "s", now, v, 0],
+            [p.absorbed_profile_id, "name", "Ann", "s", now, v, 0],
+        ],
+        column_names=["profile_id", "trait", "value", "source_id", "updated_at", "version", "deleted"],
+    )
     ch.insert("profiles", [[p.profile_id, now, now, 3, 1, 0.0, 0, v, 0]],
               column_names=["profile_id", "first_seen", "last_seen", "event_count", "session_count",
                             "lifetime_revenue", "is_bot", "version", "deleted"])  # fmt: skip
-    ch.insert("profile_computed_traits", [[p.profile_id, "orders", 2.0, now, v, 0]],
-              column_names=["profile_id", "name", "value", "computed_at", "version", "deleted"])
-    ch.insert("audience_snapshots", [["aud_privacy", now, p.profile_id]],
-              column_names=["audience_id", "computed_at", "profile_id"])
-    ch.insert("audience_membership_changes", [["aud_privacy", p.profile_id, "entered", now - timedelta(days=1)]],
-              column_names=["audience_id", "profile_id", "change", "at"])
+    ch.insert(
+        "profile_computed_traits",
+        [[p.profile_id, "orders", 2.0, now, v, 0]],
+        column_names=["profile_id", "name", "value", "computed_at", "version", "deleted"],
+    )
+    ch.insert(
+        "audience_snapshots",
+        [["aud_privacy", now, p.profile_id]],
+        column_names=["audience_id", "computed_at", "profile_id"],
+    )
+    ch.insert(
+        "audience_membership_changes",
+        [["aud_privacy", p.profile_id, "entered", now - timedelta(days=1)]],
+        column_names=["audience_id", "profile_id", "change", "at"],
+    )
     ch.insert("sync_state", [["dst_privacy_gone", "aud_privacy", p.profile_id, "absent", "r", now, v]],
               column_names=["destination_id", "audience_id", "profile_id", "status", "run_id", "updated_at",
                             "version"])  # fmt: skip

@@ -59,7 +59,12 @@ async def test_deleting_by_email_erases_the_whole_person_everywhere(
     assert receipt["rows_removed"]["events"] == 4  # 3 under her ids + 1 quoting her address
     assert receipt["rows_removed"]["identity_map"] == 4 and receipt["rows_removed"]["rejected_events"] == 1
     assert receipt["profiles_covered"] == 2  # hers and the one merged into it
-    assert {c["type"] for c in receipt["identifiers_covered"]} == {"email", "user_id", "anonymous_id", "device_id"}
+    assert {c["type"] for c in receipt["identifiers_covered"]} == {
+        "email",
+        "user_id",
+        "anonymous_id",
+        "device_id",
+    }
     assert all(len(c["hash"]) == 64 for c in receipt["identifiers_covered"])
     assert ann.email not in done.receipt
 
