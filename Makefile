@@ -50,6 +50,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m activation.identity.bench
 	$(BIN)/python -m activation.audiences.bench
+	$(BIN)/python -m activation.connections.bench
 	$(BIN)/python -m activation.privacy.bench
 
 clean:
