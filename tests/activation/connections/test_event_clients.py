@@ -154,3 +154,36 @@ async def test_hubspot_names_uuid_dedupe_validation_and_429(session: SafeSession
         fake.inject("auth_expired")
         with pytest.raises(REFUSED):
             await send("hubspot_events", session, [event(0)], config, creds)
+
+
+def test_event_only_types_validate_like_destinations_and_refuse_audience_syncs() -> None:
+    from activation.destinations import REGISTRY
+
+    assert set(EVENT_REGISTRY) - {"webhook"} == {
+        "ga4",
+        "mixpanel",
+        "amplitude",
+        "braze_events",
+        "hubspot_events",
+    }
+    required = {k: set(REGISTRY[k].validate_config({})) for k in ("ga4", "braze_events", "hubspot_events")}
+    assert required == {
+        "ga4": {"measurement_id"},
+        "braze_events": {"base_url"},
+        "hubspot_events": {"portal_id"},
+    }
+    assert REGISTRY["mixpanel"].validate_config({}) == {} and REGISTRY["amplitude"].validate_config({}) == {}
+    assert REGISTRY["mixpanel"].validate_config({"project_id": "x1"}) == {
+        "project_id": "must match [0-9]{1,20}"
+    }
+    assert REGISTRY["amplitude"].validate_credentials(Credentials({})) == {"api_key": "is required"}
+    assert REGISTRY["ga4"].endpoint_urls({"measurement_id": "G-ABCD1234"}) == [
+        "https://www.google-analytics.com"
+    ]
+
+
+async def test_an_audience_sync_to_an_event_only_type_fails_with_the_reason(session: SafeSession) -> None:
+    from activation.destinations import REGISTRY, SyncBatch
+
+    with pytest.raises(PermanentError, match="event destination"):
+        await REGISTRY["ga4"].send(session, SyncBatch("vip"), Credentials({}), {})
