@@ -1,4 +1,6 @@
-"""The admin API's error vocabulary and JSON helpers: `{"error": {"code", "message", "fields"}}`."""
+"""The admin HTTP toolkit, used by every admin route (sources, audiences, identity, syncs, privacy, CRM,
+connections): the error shape `{"error": {"code", "message", "fields"}}`, JSON answers, the JSON body
+reader and the `limit` rule; cursors in cursor.py, the scope check in auth.py (`TokenStore.require`)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(body, default=str), status, headers, media_type="application/json")
 
 
-async def json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request, max_bytes: int = 5 << 20) -> dict[str, Any]:
     raw = await request.body()
-    if len(raw) > 5 << 20:
-        raise ApiError(413, "request_too_large", "request body exceeds 5 MB")
+    if len(raw) > max_bytes:
+        raise ApiError(413, "request_too_large", f"request body exceeds {max_bytes} bytes")
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:

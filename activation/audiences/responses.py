@@ -1,16 +1,19 @@
-"""HTTP plumbing shared by the audience routes: JSON answers, the error shape, limits and cursors."""
+"""The audience routes' view of the admin HTTP toolkit (activation/admin/errors.py, cursor.py): one
+error shape, one JSON body reader, one limit rule and one cursor format for every admin route."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from activation.admin.cursor import decode_cursor as admin_decode_cursor
+from activation.admin.cursor import encode_cursor
 from activation.admin.errors import ApiError
+from activation.admin.errors import json_body as admin_json_body
+from activation.admin.errors import page_limit as admin_page_limit
 
 MAX_BODY_BYTES = 256 * 1024
 DEFAULT_LIMIT = 100
@@ -33,42 +36,21 @@ def error(status: int, code: str, message: str, fields: dict[str, str] | None = 
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HTTPProblem(400, "invalid_json", f"the body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HTTPProblem(400, "invalid_json", "the body must be a JSON object")
-    return data
+    """The admin toolkit's JSON body reader, with the audience routes' smaller size cap."""
+    return await admin_json_body(request, MAX_BODY_BYTES)
 
 
 def page_limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise HTTPProblem(400, "invalid_request", "bad limit", {"limit": f"an integer from 1 to {MAX_LIMIT}"})
-    return int(raw)
-
-
-def encode_cursor(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
+    return admin_page_limit(request, DEFAULT_LIMIT)
 
 
 def decode_cursor(request: Request) -> str:
-    """The key after which the page starts ('' for the first page)."""
-    raw = request.query_params.get("cursor", "")
-    try:
-        padded = raw + "=" * (-len(raw) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode() if raw else ""
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise HTTPProblem(
-            400, "invalid_request", "bad cursor", {"cursor": "not a cursor from a previous page"}
-        ) from None
+    """The key after which the page starts ('' for the first page); the admin API's cursor format."""
+    key = admin_decode_cursor(request.query_params.get("cursor"), 1)
+    return str(key[0]) if key else ""
 
 
 def paged(items: list[Any], keys: list[str], limit: int) -> dict[str, Any]:
     """`{"data", "next_cursor"}` from up to `limit + 1` fetched items and their sort keys."""
     more = len(items) > limit
-    return {"data": items[:limit], "next_cursor": encode_cursor(keys[limit - 1]) if more else None}
+    return {"data": items[:limit], "next_cursor": encode_cursor([keys[limit - 1]]) if more else None}

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from activation.admin.errors import ApiError, json_response
+from activation.admin.errors import ApiError, json_response, page_limit
 from activation.identity import reads
 from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier, identifier_problem, parse_identifier
@@ -35,10 +35,11 @@ def error(status: int, code: str, message: str, fields: dict[str, str] | None = 
 
 
 def page_params(request: Request) -> tuple[int, str] | Response:
-    raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        return error(400, "invalid_request", "bad limit", {"limit": f"an integer 1..{MAX_LIMIT}"})
-    return int(raw), request.query_params.get("cursor", "")
+    """The admin toolkit's limit rule; the cursor is decoded by the caller (its own key shape)."""
+    try:
+        return page_limit(request), request.query_params.get("cursor", "")
+    except ApiError as exc:
+        return exc.response()
 
 
 def _document_for(ch: Client, identifier: Identifier) -> dict[str, Any] | None:
