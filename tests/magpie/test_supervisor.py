@@ -47,6 +47,10 @@ def test_serve_runs_each_part_as_its_own_process_and_restarts_a_dead_one(tmp_pat
         assert "redis-server" in _cmdline(children["redis"])
         assert "magpie.cli web --fd" in _cmdline(children["web-0"])
         assert "magpie.cli worker --headless" in _cmdline(children["worker"])
+        # the first-start banner tells where to point a BI tool
+        store_url = f"http://127.0.0.1:{server.env['MAGPIE_CLICKHOUSE_PORT']}"
+        assert f"ClickHouse (HTTP, database magpie; for BI tools): {store_url}" in server.log()
+        assert httpx.get(store_url + "/?query=SELECT+1").text == "1\n"
         for name in ("clickhouse", "redis", "web-0", "worker"):  # own process groups
             assert os.getpgid(children[name]) == children[name]
         source = server.create_source("supervised")
