@@ -31,6 +31,7 @@ CHANGES_KEY = "magpie:identity:changes"
 LOCK_KEY = "magpie:audiences:stream:lock"
 SWEEP_KEY = "magpie:audiences:sweep:last"
 BATCH = 500
+CHUNK = 500
 SYNC_JOB = "sync_destination"
 
 
@@ -61,10 +62,12 @@ async def _process(entries: list[dict[str, Any]], ctx: dict[str, Any], services:
     newest = max((float(e["newest_event_at"]) for e in entries if e.get("newest_event_at")), default=None)
     changed = 0
     for audience in ordered:
-        run = await asyncio.to_thread(streaming.evaluate, services.ch, audience, scope, services.clock())
-        if run is not None:
-            changed += 1
-            await _deliver(ctx, services, audience, run)
+        for start in range(0, len(scope), CHUNK):  # bounded parameters: they travel in the URL
+            chunk = scope[start : start + CHUNK]
+            run = await asyncio.to_thread(streaming.evaluate, services.ch, audience, chunk, services.clock())
+            if run is not None:
+                changed += 1
+                await _deliver(ctx, services, audience, run)
     await asyncio.to_thread(freshness.record, services.ch, ordered, streaming.STREAMING, newest, time.time())
     freshness.publish(services.metrics, ordered, newest, time.time())
     return {"batches": len(entries), "profiles": len(scope), "audiences": len(ordered), "changed": changed}

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
-from activation.identity.states import EVENT_STATES, TRAIT_STATES, Owners, owned
+from activation.identity.states import EVENT_STATES, TRAIT_STATES, owned, unowned_pairs
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
@@ -96,6 +96,7 @@ WHERE event = {event:String} AND day >= toDate({since:DateTime64(3, 'UTC')})
 GROUP BY profile_id
 """
 
+CHUNK = 1000
 _TOMBSTONES = {
     "profiles": "profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue, is_bot",
     "profile_traits": "profile_id, trait, value, source_id, updated_at",
@@ -107,9 +108,16 @@ def recompute(
     ch: Client, scope: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
 ) -> None:
     """Rebuild traits, computed traits and profile rows for the profiles in scope (None: all)."""
-    if scope == []:
-        return
-    owners = {} if scope is None else Owners.of(ch, scope).params
+    if scope is None:
+        _recompute(ch, None, version, now, definitions)
+    for start in range(0, len(scope or []), CHUNK):  # bounded parameters: they travel in the URL
+        _recompute(ch, (scope or [])[start : start + CHUNK], version, now, definitions)
+
+
+def _recompute(
+    ch: Client, scope: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
+) -> None:
+    owners = {} if scope is None else {"xp": unowned_pairs(ch, scope)}
     params: dict[str, object] = {"v": version, "p": scope or [], **owners}
     states, traits = owned(EVENT_STATES, scope), owned(TRAIT_STATES, scope)
     record_scope = "1" if scope is None else "m.profile_id IN {p:Array(String)}"

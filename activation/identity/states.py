@@ -5,14 +5,13 @@ anonymous_id), event name and day, written by materialized views as events are i
 belongs to the profile its user_id is mapped to, else to its anonymous_id's (the attribution of
 `profile_events`). `owned(...)` is the FROM clause of a profile's states: for a scope it looks the
 pairs up by primary key (user ids; anonymous ids with no user id; pairs of an anonymous id whose
-user id is unmapped), so a tick costs what the touched profiles hold, whatever the history.
+user id is unmapped); only the profile ids and those few pairs are bound (a query's parameters
+travel in its URL), so a tick costs what the touched profiles hold, whatever the history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -24,14 +23,22 @@ from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
 TRAIT_STATES = "profile_trait_states"
-_OWNER = (
-    "if(user_id IN {uk:Array(String)}, transform(user_id, {uk:Array(String)}, {up:Array(String)}, ''),"
-    " transform(anonymous_id, {ak:Array(String)}, {ap:Array(String)}, ''))"
+# The scope's live identifiers of one type (skip index on profile_id, then the key), as (value, pid).
+_MEMBERS = (
+    "SELECT identifier_value, argMax(profile_id, version) AS pid FROM identity_map"
+    " WHERE identifier_type = '{t}' AND identifier_value IN (SELECT identifier_value FROM identity_map"
+    " WHERE identifier_type = '{t}' AND profile_id IN {{p:Array(String)}})"
+    " GROUP BY identifier_value HAVING argMax(deleted, version) = 0 AND pid IN {{p:Array(String)}}"
 )
+_USERS, _ANONS = _MEMBERS.format(t="user_id"), _MEMBERS.format(t="anonymous_id")
 _SCOPED = (
-    f"SELECT {_OWNER} AS profile_id, * FROM TABLE"
-    " WHERE user_id IN {uk:Array(String)} OR (user_id = '' AND anonymous_id IN {ak:Array(String)})"
-    " OR (user_id, anonymous_id) IN {xp:Array(Tuple(String, String))}"
+    "SELECT if(u.pid != '', u.pid, a.pid) AS profile_id, s.* FROM TABLE AS s"
+    f" LEFT JOIN ({_USERS}) AS u ON u.identifier_value = s.user_id"
+    f" LEFT JOIN ({_ANONS}) AS a ON a.identifier_value = s.anonymous_id"
+    f" WHERE (s.user_id IN (SELECT identifier_value FROM ({_USERS}))"
+    f" OR (s.user_id = '' AND s.anonymous_id IN (SELECT identifier_value FROM ({_ANONS})))"
+    " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))})"
+    " AND if(u.pid != '', u.pid, a.pid) != ''"
 )
 _MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}')"
 _ALL = (
@@ -53,31 +60,18 @@ BACKFILL_MARK = "profile_states_backfilled"
 _PAIRS_OF = "SELECT anonymous_id, user_id FROM profile_pairs FINAL WHERE anonymous_id IN {a:Array(String)}"
 
 
-@dataclass(frozen=True)
-class Owners:
-    """Pair owners of a scope, as query parameters (`uk`/`up`, `ak`/`ap`, `xp`)."""
-
-    params: dict[str, Any]
-
-    @classmethod
-    def of(cls, ch: Client, profile_ids: list[str]) -> Owners:
-        members = read_members(ch, profile_ids)
-        users = {i.value: p for i, p in members.items() if i.type == "user_id"}
-        anons = {i.value: p for i, p in members.items() if i.type == "anonymous_id"}
-        pairs = ch.query(_PAIRS_OF, parameters={"a": sorted(anons)}).result_rows if anons else []
-        foreign = {u for _, u in pairs if u not in users}
-        mapped = read_mapping(ch, [Identifier("user_id", u) for u in foreign]) if foreign else {}
-        unowned = sorted((str(u), str(a)) for a, u in pairs if Identifier("user_id", u) not in mapped)
-        unowned = [(u, a) for u, a in unowned if u not in users]
-        return cls(
-            {
-                "uk": list(users),
-                "up": list(users.values()),
-                "ak": list(anons),
-                "ap": list(anons.values()),
-                "xp": unowned,
-            }
-        )
+def unowned_pairs(ch: Client, profile_ids: list[str]) -> list[tuple[str, str]]:
+    """(user_id, anonymous_id) pairs of the scope's anonymous ids whose user_id is not mapped: they
+    belong to the anonymous id's profile (a blocked user id, or one not stitched yet)."""
+    members = read_members(ch, profile_ids)
+    users = {i.value for i in members if i.type == "user_id"}
+    anons = sorted(i.value for i in members if i.type == "anonymous_id")
+    pairs = ch.query(_PAIRS_OF, parameters={"a": anons}).result_rows if anons else []
+    foreign = {str(u) for _, u in pairs if u not in users}
+    mapped = read_mapping(ch, [Identifier("user_id", u) for u in foreign]) if foreign else {}
+    return sorted(
+        (str(u), str(a)) for a, u in pairs if u in foreign and Identifier("user_id", u) not in mapped
+    )
 
 
 def owned(table: str, scope: list[str] | None) -> str:
