@@ -42,7 +42,8 @@ def newest_event(ch: Client) -> float | None:
     value = ch.query(_NEWEST).result_rows[0][0]
     if value is None or value.year <= 1970:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    moment: datetime = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def read(ch: Client, audience_ids: list[str]) -> dict[str, dict[str, Any]]:
