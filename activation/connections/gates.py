@@ -8,7 +8,7 @@ means no consent (the same rule as audience syncs, activation/sync/state.py).
 Suppression: SUPPRESSION_CHECKS is a plain list of async functions `(services, rows) -> message ids
 to drop`. The collector already drops events of suppressed identifiers at the door; a check here
 also covers events stored before a suppression (a replay, a backlog). The privacy package adds its
-check to this list (none is registered yet).
+check is activation/privacy/forwarding.py.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any
 
 from activation.connections.rules import consent_granted
 from activation.db import Database
+from activation.privacy.forwarding import suppressed_events
 from activation.services import Services
 
 Row = dict[str, Any]
 SuppressionCheck = Callable[[Services, Sequence[Row]], Awaitable[set[str]]]
-SUPPRESSION_CHECKS: list[SuppressionCheck] = []
+SUPPRESSION_CHECKS: list[SuppressionCheck] = [suppressed_events]
 
 _NEWEST_CONSENT = """
 SELECT if(user_id != '', concat('u:', user_id), concat('a:', anonymous_id)) AS person,
