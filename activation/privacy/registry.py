@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 
 from activation.audiences import computation
-from activation.identity import links, profiles, proposals
+from activation.identity import links, profiles, proposals, states
 from activation.identity import store as identity_store
-from activation.privacy import requests, suppressions
+from activation.privacy import forget_connections, forget_crm, requests, suppressions
 from activation.privacy.person import Person
 from activation.sync import runs, state
 
@@ -47,10 +47,13 @@ ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
     ForgetPath(("identity_links",), links.forget),
     ForgetPath(("identity_records", "identity_proposals"), proposals.forget),
     ForgetPath(("profiles", "profile_traits", "profile_computed_traits"), profiles.forget),
+    ForgetPath((states.EVENT_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget),
     ForgetPath(("audience_snapshots", "audience_membership_changes"), computation.forget),
     ForgetPath(("sync_state",), state.forget),
     ForgetPath(("sync_dead_letters", "sync_runs"), runs.forget),
     ForgetPath(("privacy_requests",), requests.forget),
+    ForgetPath(forget_crm.TABLES, forget_crm.forget),
+    ForgetPath(forget_connections.TABLES, forget_connections.forget),
 )
 
 HOLDS_NO_PERSONAL_DATA: dict[str, str] = {
@@ -63,5 +66,10 @@ HOLDS_NO_PERSONAL_DATA: dict[str, str] = {
     "computed_trait_definitions": "definitions written by operators",
     "identity_settings": "identity rules and job watermarks",
     "privacy_audit": "identifiers only as keyed hashes",
+    "audience_freshness": "per audience: the newest event time its membership reflects, a lag",
+    "crm_sources": "CRM source configuration (credentials sealed)",
+    "crm_cursors": "CRM pull watermarks and positions (times, offsets, query locators, job ids)",
+    "connections": "event forwarding routes: source, destination, operators' filter and mapping",
+    "event_replays": "replay windows, operators' filters and counts",
     **suppressions.HOLDS_NO_PERSONAL_DATA,
 }

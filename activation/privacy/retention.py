@@ -28,7 +28,7 @@ from activation.privacy.deletion import job_id as delete_job_id
 from activation.privacy.export import JOB as EXPORT_JOB
 from activation.privacy.wiring import wiring_of
 from activation.services import of
-from clickhouse.erase import MUTATION_SETTINGS, erase
+from clickhouse.erase import MUTATION_SETTINGS, erase_plain
 
 STALE_S = 120
 
@@ -42,7 +42,7 @@ async def expire_rejected_events(ctx: dict[str, Any]) -> int:
     services, wiring = of(ctx), wiring_of(ctx)
     cutoff = services.clock() - timedelta(days=wiring.rejected_retention_days)
     where = "received_at < {cutoff:DateTime64(3, 'UTC')}"
-    return await asyncio.to_thread(erase, services.ch, "rejected_events", where, {"cutoff": cutoff})
+    return await asyncio.to_thread(erase_plain, services.ch, "rejected_events", where, {"cutoff": cutoff})
 
 
 async def resume_privacy_requests(ctx: dict[str, Any]) -> int:

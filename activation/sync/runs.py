@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 from activation.db import Database
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
-from clickhouse.erase import MUTATION_SETTINGS, erase, mentions
+from clickhouse.erase import erase, mentions, redact
 
 RUN_COLUMNS = (
     "id",
@@ -179,13 +179,7 @@ def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
     reason = mentions("reason", params["values"], params, "v")
     removed = erase(ch, "sync_dead_letters", f"profile_id IN {PROFILES} OR {reason}", params)
     said = mentions("e", params["values"], params, "v")
-    mentioned = f"arrayExists(e -> {said}, errors)"
-    rows = ch.query(f"SELECT count() FROM sync_runs WHERE {mentioned}", parameters=params).result_rows
-    if rows[0][0]:
-        ch.command(
-            f"ALTER TABLE sync_runs UPDATE errors = arrayMap(e -> if({said}, '[erased]', e), errors)"
-            f" WHERE {mentioned}",
-            parameters=params,
-            settings=MUTATION_SETTINGS,
-        )
-    return {"sync_dead_letters": removed, "sync_runs": int(rows[0][0])}
+    return {
+        "sync_dead_letters": removed,
+        "sync_runs": redact(ch, "sync_runs", "errors", said, params, "[erased]"),
+    }

@@ -65,9 +65,10 @@ class Seeded:
     profile_id: str
     absorbed_profile_id: str
     run_id: str = ""
+    crm_id: str = ""
 
     def values(self) -> list[str]:
-        return [self.email, self.user_id, self.anonymous_id, self.device_id, self.profile_id]
+        return [self.email, self.user_id, self.anonymous_id, self.device_id, self.profile_id, self.crm_id]
 
 
 def person_values(tag: str) -> Seeded:
@@ -76,6 +77,7 @@ def person_values(tag: str) -> Seeded:
     return Seeded(
         email, f"user-{tag}-{u}", f"anon-{tag}-{u}", f"dev-{tag}-{u}",
         profile_id_for(Identifier("email", email)), f"absorbed-{tag}-{u}", f"run-{uuid.uuid4().hex}",
+        f"hs{tag}{u}",
     )  # fmt: skip
 
 
@@ -110,6 +112,7 @@ def seed(ch: Client, p: Seeded) -> None:
         ("email", p.email),
         ("user_id", p.user_id),
         ("device_id", p.device_id),
+        ("ext:hubspot_contact_id", p.crm_id),
     ]
     ch.insert("identity_links", [[sorted(pairs), now, "m", "src_privacy", "identify"]],
               column_names=["ids", "timestamp", "message_id", "source_id", "kind"])  # fmt: skip
@@ -177,6 +180,26 @@ def seed(ch: Client, p: Seeded) -> None:
                              "partial", 0, 0, 1, 5, [f"invalid email {p.email}", "timeout"], v]],
               column_names=["id", "destination_id", "audience_id", "trigger", "started_at", "finished_at",
                             "status", "added", "removed", "failed", "duration_ms", "errors", "version"])  # fmt: skip
+    seed_wave2(ch, p, now, v)
+
+
+def seed_wave2(ch: Client, p: Seeded, now: datetime, v: int) -> None:
+    """The CRM and event-forwarding tables (0007, 0008); the incremental profile states (0009) are
+    filled from the seeded events by their materialized views."""
+    ch.insert("crm_trait_state", [["dst_crm", p.profile_id, "email", f'"{p.email}"', "r", v]],
+              column_names=["destination_id", "profile_id", "field", "value", "run_id", "version"])  # fmt: skip
+    label = f"ext:hubspot_contact_id:{p.crm_id}"
+    ch.insert("crm_objects", [["src_crm", "deals", f"deal-{p.run_id}", '{"amount": 5}', [label, "ext:hubspot_company_id:9"], 0, v]],
+              column_names=["source_id", "object", "object_id", "properties", "targets", "deleted", "version"])  # fmt: skip
+    ch.insert("crm_pull_runs", [[f"pull-{p.run_id}", "src_crm", "manual", now, None, "partial", 1, 0, 0, 0, 0, 1,
+                                 [f"contact {p.email} refused", "throttled"], v]],
+              column_names=["id", "source_id", "trigger", "started_at", "finished_at", "status", "fetched", "created",
+                            "updated", "merged", "deleted", "errors", "messages", "version"])  # fmt: skip
+    item = orjson.dumps({"m": "m1", "p": p.user_id, "e": {"properties": {"invitee": p.email}}}).decode()
+    ch.insert("event_dead_letters", [["dst_fwd", f"dl-{p.run_id}", "conn", "m1", p.user_id, item, "400", "dead", now, v],
+                                     ["dst_fwd", f"dl2-{p.run_id}", "conn", "m2", "someone-else", item, "400", "dead", now, v]],
+              column_names=["destination_id", "id", "connection_id", "message_id", "person", "item", "reason", "status",
+                            "created_at", "version"])  # fmt: skip
 
 
 async def seed_redis(redis: aioredis.Redis, p: Seeded) -> None:

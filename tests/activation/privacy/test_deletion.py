@@ -57,16 +57,34 @@ async def test_deleting_by_email_erases_the_whole_person_everywhere(
     assert done is not None and done.status == "completed" and done.identifiers == ""
     receipt = orjson.loads(done.receipt)
     assert receipt["rows_removed"]["events"] == 4  # 3 under her ids + 1 quoting her address
-    assert receipt["rows_removed"]["identity_map"] == 4 and receipt["rows_removed"]["rejected_events"] == 1
+    assert receipt["rows_removed"]["identity_map"] == 5 and receipt["rows_removed"]["rejected_events"] == 1
     assert receipt["profiles_covered"] == 2  # hers and the one merged into it
     assert {c["type"] for c in receipt["identifiers_covered"]} == {
         "email",
         "user_id",
         "anonymous_id",
         "device_id",
+        "ext:hubspot_contact_id",
     }
     assert all(len(c["hash"]) == 64 for c in receipt["identifiers_covered"])
     assert ann.email not in done.receipt
+    removed = receipt["rows_removed"]
+    assert (removed["crm_trait_state"], removed["crm_objects"], removed["crm_pull_runs"]) == (1, 1, 1)
+    assert removed["event_dead_letters"] == 2 and removed["profile_event_states"] >= 2
+    targets = ch.query("SELECT targets FROM crm_objects WHERE object_id = {o:String}",
+                       parameters={"o": f"deal-{ann.run_id}"}).result_rows  # fmt: skip
+    assert targets == [(["ext:hubspot_company_id:9"],)]  # the deal stays, without her label
+    assert _mutation_traces(ch, [*ann.values(), ann.absorbed_profile_id]) == []
+
+
+def _mutation_traces(ch: Client, values: list[str]) -> list[str]:
+    """Mutation texts ClickHouse keeps (system.mutations) that quote one of `values`."""
+    rows = ch.query(
+        "SELECT table, command FROM system.mutations WHERE database = currentDatabase()"
+        " AND multiSearchAnyCaseInsensitive(command, {v:Array(String)})",
+        parameters={"v": values},
+    ).result_rows
+    return [f"{t}: {c[:200]}" for t, c in rows]
 
 
 async def test_a_run_interrupted_after_the_graph_was_erased_still_finds_every_event(
