@@ -152,7 +152,7 @@ class HubSpotPuller:
         next_after = as_dict(as_dict(doc.get("paging")).get("next")).get("after")
         if next_after:
             return Page({**cur, "archived_after": str(next_after)}, deleted=deleted)
-        done = {"watermark": min(cur["seen"], cur["until"]), "archived_mark": cur["until"]}
+        done = {"watermark": min(cur["seen"], cur["until"]) or cur["until"], "archived_mark": cur["until"]}
         return Page(done, deleted=deleted)
 
 

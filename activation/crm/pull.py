@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activation.crm import store
-from activation.crm.client import LimitReached
+from activation.crm.client import Backoff, LimitReached
 from activation.crm.ingest import Target, apply_page
 from activation.crm.platforms import PLATFORMS
 from activation.crm.sources import CrmSource, CrmSourceSettings
@@ -68,21 +68,21 @@ async def _enabled(services: Services, source_id: str) -> bool:
 async def _run(
     services: Services, settings: CrmSourceSettings, source: CrmSource, trigger: str
 ) -> store.PullRun:
-    run = store.PullRun(store.new_run_id(), source.source_id, trigger)
-    await store.save_run(services.db, run)
+    progress = [store.PullRun(store.new_run_id(), source.source_id, trigger)]  # the newest counts
+    await store.save_run(services.db, progress[0])
     credentials = settings.credentials(source)
     redactor = Redactor(credentials.values())
     status = "succeeded"
     try:
-        run = await _pull(services, settings, source, credentials, run)
+        await _pull(services, settings, source, credentials, progress)
     except LimitReached as exc:
-        run, status = run.note(redactor(exc.reason)), "throttled"
+        progress[0], status = progress[0].note(redactor(exc.reason)), "throttled"
     except DestinationError as exc:
-        run, status = run.add(errors=1).note(redactor(exc.reason)), "failed"
+        progress[0], status = progress[0].add(errors=1).note(redactor(exc.reason)), "failed"
     except BaseException:
-        await asyncio.shield(store.save_run(services.db, run.finished("interrupted")))
+        await asyncio.shield(store.save_run(services.db, progress[0].finished("interrupted")))
         raise
-    run = run.finished(status)
+    run = progress[0].finished(status)
     await store.save_run(services.db, run)
     log.info("crm pull %s source=%s status=%s %s", run.id, source.source_id, status, run.counts())
     return run
@@ -93,8 +93,8 @@ async def _pull(
     settings: CrmSourceSettings,
     source: CrmSource,
     credentials: Credentials,
-    run: store.PullRun,
-) -> store.PullRun:
+    progress: list[store.PullRun],
+) -> None:
     platform = PLATFORMS[source.type]
 
     async def persist(fresh: Credentials) -> None:
@@ -102,8 +102,10 @@ async def _pull(
 
     region = (await asyncio.to_thread(identity_store.read_rules, services.ch)).default_phone_region
     async with services.http(services.allow, services.sync.request_timeout_s) as session:
+        retry = services.sync.retry  # the sync engine's retry policy: attempts and backoff
+        backoff = Backoff(retry.max_attempts, retry.base_delay_s, retry.max_delay_s)
         client = platform.client(
-            session, credentials, source.config, on_refresh=persist, sleep=services.sleep
+            session, credentials, source.config, on_refresh=persist, sleep=services.sleep, backoff=backoff
         )
         await client.ensure_token()
         puller = platform.puller(client, source.config)
@@ -114,11 +116,11 @@ async def _pull(
             async for page in puller.pages(spec, cursor, now_ms):
                 counts = await asyncio.to_thread(apply_page, services.ch, target, page, datetime.now(UTC))
                 await store.write_cursor(services.db, source.source_id, spec.name, page.cursor)
-                run = run.add(**counts)
+                run = progress[0].add(**counts)
                 for note in page.notes:
                     run = run.note(note)
+                progress[0] = run
                 await store.save_run(services.db, run)
-    return run
 
 
 async def schedule_crm_pulls(ctx: dict[str, Any]) -> dict[str, Any]:

@@ -193,7 +193,7 @@ class SalesforcePuller:
         )
 
     async def _deleted_page(self, spec: ObjectSpec, cur: dict[str, Any]) -> Page:
-        done = {"watermark": min(cur["seen"], cur["until"]), "deleted_mark": cur["until"]}
+        done = {"watermark": min(cur["seen"], cur["until"]) or cur["until"], "deleted_mark": cur["until"]}
         if "deleted_mark" not in cur:  # first load: nothing pulled before can have been deleted
             return Page(done)
         earliest = cur["until"] - (DELETED_DAYS * 86_400 - 3600) * 1000

@@ -66,8 +66,8 @@ class FakeHubSpotCrm(FakeHubSpot):
 
     # -- control API -------------------------------------------------------------------------------
     def tick(self) -> int:
-        """The platform's clock: real time, strictly increasing."""
-        self.clock_ms = max(self.clock_ms + 1, int(time.time() * 1000))
+        """The platform's clock: real time (records changed in one burst share a millisecond)."""
+        self.clock_ms = max(self.clock_ms, int(time.time() * 1000))
         return self.clock_ms
 
     def touch(self, kind: str, record_id: str, at_ms: int | None = None) -> None:

@@ -61,7 +61,8 @@ class FakeSalesforceCrm(FakeServer):
 
     # -- control API -------------------------------------------------------------------------------
     def _stamp(self) -> str:
-        self.clock += timedelta(seconds=1)
+        """The org's clock: real time (records changed in one burst share a millisecond)."""
+        self.clock = max(self.clock, datetime.now(UTC))
         return iso(self.clock)
 
     def put(self, obj: str, **fields: Any) -> str:

@@ -22,6 +22,8 @@ from activation.identity import reads
 from activation.identity.identifiers import Identifier
 from activation.net import parse_allow_list
 from activation.services import Services
+from activation.sync.delivery import RetryPolicy
+from activation.sync.settings import SyncSettings
 from tests.fakes.hubspot_crm import FakeHubSpotCrm
 from tests.fakes.salesforce_crm import FakeSalesforceCrm
 
@@ -94,13 +96,10 @@ class Crm:
         return {k: v["value"] for k, v in doc["traits"].items()} if doc else {}
 
 
-async def no_sleep(seconds: float) -> None:
-    return None
-
-
 @pytest.fixture
 def crm(ch: Client, redis: aioredis.Redis) -> Crm:
+    fast = SyncSettings(retry=RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=0.05))
     services = Services(
-        ch=ch, redis=redis, secret_key=SECRET_KEY, allow=ALLOW, clock=lambda: datetime.now(UTC)
+        ch=ch, redis=redis, secret_key=SECRET_KEY, allow=ALLOW, clock=lambda: datetime.now(UTC), sync=fast
     )
     return Crm(ch, services, secrets.token_hex(4))

@@ -57,6 +57,8 @@ async def test_pull_makes_profiles_groups_and_deal_traits(crm: Crm, hubspot: Fak
 
 async def test_incremental_pull_reads_only_what_changed(crm: Crm, hubspot: FakeHubSpotCrm) -> None:
     ids = seed(hubspot, crm)
+    hubspot.touch("contacts", ids["ann"], at_ms=hubspot.clock_ms - 5000)  # Ann changed a while ago
+    hubspot.clock_ms += 5000
     people = config(hubspot, objects=["contacts"])
     source = await crm.source("hubspot", people, {"access_token": "access-1"})
     assert (await crm.pull(source))["fetched"] == 2
