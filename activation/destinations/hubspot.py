@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from activation.destinations import hubspot_traits
 from activation.destinations.base import (
     Config,
     Credentials,
@@ -28,6 +29,7 @@ from activation.destinations.hubspot_payload import (
     upsert_outcome,
 )
 from activation.destinations.oauth import refresh_access_token
+from activation.destinations.trait_mapping import is_trait_mode
 from activation.net import HttpClient, HttpResponse
 
 MEMBERSHIP_CHUNK = 10_000
@@ -44,8 +46,10 @@ class HubSpotConfig:
 def read_config(config: Config) -> tuple[HubSpotConfig, dict[str, str]]:
     r = ConfigReader(config)
     base_url = r.url("base_url", default="https://api.hubapi.com")
+    traits = is_trait_mode(config)  # trait sync (hubspot_traits.py) writes properties, not a list
+    r.errors.update(hubspot_traits.validate(config) if traits else {})
     parsed = HubSpotConfig(
-        list_id=r.text("list_id", pattern=r"\d+"),
+        list_id="" if traits else r.text("list_id", pattern=r"\d+"),
         base_url=base_url,
         token_url=r.url("token_url", default=f"{base_url}/oauth/v1/token"),
         id_property=r.text("id_property", default="email", pattern=r"[a-z][a-z0-9_]*"),
@@ -82,6 +86,8 @@ class HubSpotDestination:
     async def send(
         self, session: HttpClient, batch: SyncBatch, credentials: Credentials, config: Config
     ) -> SendResult:
+        if is_trait_mode(config):
+            return await hubspot_traits.send(session, load_config(config).base_url, batch, credentials)
         client = _Client(session, load_config(config), credentials)
         entered, failures = client.keyed(batch.entered)
         exited, exit_failures = client.keyed(batch.exited)
@@ -105,6 +111,9 @@ class HubSpotDestination:
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         cfg = load_config(config)
         client = _Client(session, cfg, credentials)
+        if is_trait_mode(config):
+            await client.request("GET", "/crm/v3/objects/contacts?limit=1", None)
+            return
         response = await client.request("GET", f"/crm/v3/lists/{cfg.list_id}", None)
         kind = as_dict(as_dict(response.json()).get("list")).get("processingType")
         if kind not in ("MANUAL", "SNAPSHOT"):

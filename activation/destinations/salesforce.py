@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from activation.destinations import salesforce_traits
 from activation.destinations.base import (
     Config,
     Credentials,
@@ -65,6 +66,7 @@ from activation.destinations.salesforce_payload import (
     read_outcomes,
     records_by_email_soql,
 )
+from activation.destinations.trait_mapping import is_trait_mode
 from activation.net import HttpClient, HttpResponse
 
 MODES = ("audience", "traits")
@@ -121,7 +123,8 @@ class SalesforceDestination:
     type = "salesforce"
 
     def validate_config(self, config: Config) -> dict[str, str]:
-        return read_config(config)[1]
+        errors = read_config(config)[1]
+        return {**errors, **salesforce_traits.validate(config)} if is_trait_mode(config) else errors
 
     def validate_credentials(self, credentials: Credentials) -> dict[str, str]:
         return {} if credentials.get("access_token") else {"access_token": "is required"}
@@ -137,6 +140,9 @@ class SalesforceDestination:
         self, session: HttpClient, batch: SyncBatch, credentials: Credentials, config: Config
     ) -> SendResult:
         cfg = load_config(config)
+        if is_trait_mode(config):  # CRM trait sync: salesforce_traits.py
+            return await salesforce_traits.send(session, cfg.instance_url + cfg.data_path, cfg.record_object,
+                                                batch, credentials, config)  # fmt: skip
         if cfg.mode != "audience":
             raise PermanentError(f"salesforce: mode {cfg.mode!r} is not handled by the audience sync")
         client = _Client(session, cfg, credentials)
@@ -176,6 +182,9 @@ class SalesforceDestination:
     async def test_connection(self, session: HttpClient, credentials: Credentials, config: Config) -> None:
         cfg = load_config(config)
         client = _Client(session, cfg, credentials)
+        if is_trait_mode(config):
+            await client.request("GET", f"{cfg.data_path}/sobjects/{cfg.record_object}/describe")
+            return
         path = f"{cfg.data_path}/sobjects/Campaign/{cfg.campaign_id}"
         body = as_dict((await client.request("GET", path, params={"fields": "Id,IsActive"})).json())
         if body.get("IsActive") is False:

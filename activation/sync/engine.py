@@ -16,8 +16,10 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from activation.crm.trait_sync import TraitSyncJob
 from activation.db import Database
 from activation.destinations import REGISTRY, Credentials
+from activation.destinations.trait_mapping import is_trait_mode
 from activation.net import AllowList
 from activation.privacy.consent import consent_default
 from activation.retry import RetryLater
@@ -118,7 +120,8 @@ async def _sync(
             destination, session, credentials, record.config,
             policy=deps.settings.retry, on_refresh=persist, sleep=deps.sleep,
         )  # fmt: skip
-        job = SyncJob(
+        kind = TraitSyncJob if is_trait_mode(record.config) else SyncJob  # CRM trait sync: a value diff
+        job = kind(
             db=deps.db,
             record=record,
             pair=Pair(

@@ -111,7 +111,9 @@ def test_config_is_open_to_modes() -> None:
     assert DEST.validate_config({"instance_url": "https://x.my.salesforce.com"}) == {
         "campaign_id": "is required"
     }
-    assert DEST.validate_config({"mode": "traits", "instance_url": "https://x.my.salesforce.com"}) == {}
+    traits = {"mode": "traits", "instance_url": "https://x.my.salesforce.com"}
+    assert DEST.validate_config({**traits, "mapping": {"plan": "Plan__c"}}) == {}
+    assert "mapping" in DEST.validate_config(traits)  # trait sync (salesforce_traits.py) needs a mapping
     assert "mode" in DEST.validate_config({"mode": "nope", "instance_url": "https://x.my.salesforce.com"})
 
 
