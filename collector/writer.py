@@ -32,9 +32,18 @@ from collector.store import EventStore, StoreUnavailable
 
 log = logging.getLogger("magpie.writer")
 
-CHUNK_MAX_RECORDS = 5_000  # bounded: the embedded chdb holds the GIL while it inserts
-CHUNK_MAX_BYTES = 16 << 20
+# The store is its own process, so a chunk is bounded only by memory and the size of one INSERT.
+# Only ever raise these: a replayed intent is re-read with the current limits (see `_records`).
+CHUNK_MAX_RECORDS = 20_000
+CHUNK_MAX_BYTES = 48 << 20
 RETRY_MAX_S = 5.0
+# Each INSERT has a fixed cost in the store (a new part, and one per materialized view) that dwarfs
+# its per-row cost for small blocks. After a write that took d seconds the writer gathers for at
+# least GATHER_PER_WRITE × d, so the store spends at most 1 / (1 + GATHER_PER_WRITE) of its time on
+# inserts and blocks grow with the load instead of the insert rate (ClickHouse: about one INSERT per
+# second per table). At low load a write is quick and the flush interval rules.
+GATHER_PER_WRITE = 2.0
+GATHER_MAX_S = 5.0  # however slow the store gets, a chunk is gathered for at most this long
 
 
 class Writer:
@@ -43,6 +52,7 @@ class Writer:
     ) -> None:
         self.spool, self.store, self.redis, self.metrics = spool, store, redis, metrics
         self.interval_s = interval_s
+        self.gather_s = interval_s  # how long to gather before the next chunk (see GATHER_PER_WRITE)
         self.path = spool.dir / "checkpoint.json"
         self.checkpoint = load_checkpoint(self.path, self.spool.consumed)
         self.spool.mark_consumed(self.checkpoint.position)
@@ -77,7 +87,7 @@ class Writer:
             await asyncio.wait_for(self.spool.new_data.wait(), timeout=1.0)
         except TimeoutError:
             return
-        await asyncio.sleep(self.interval_s)  # gather a chunk: about one INSERT per interval
+        await asyncio.sleep(self.gather_s)  # gather a chunk: about one INSERT per interval
 
     def stop(self) -> None:
         self._stopping = True
@@ -94,7 +104,9 @@ class Writer:
             await self._save(Checkpoint(self.checkpoint.position, intent))
         started = time.perf_counter()
         await self._write(intent, await self._decode(records))
-        self.metrics.observe_flush(time.perf_counter() - started)
+        took_s = time.perf_counter() - started
+        self.metrics.observe_flush(took_s)
+        self.gather_s = max(self.interval_s, min(GATHER_PER_WRITE * took_s, GATHER_MAX_S))
         await self._save(Checkpoint(intent.end))
         self.spool.mark_consumed(intent.end)
         return len(records)

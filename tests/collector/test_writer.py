@@ -204,3 +204,30 @@ async def test_readyz_is_503_while_the_collector_writer_is_down(
 
 async def _no_metrics() -> str:
     return ""
+
+
+async def test_the_writer_gathers_longer_after_a_slow_write_so_blocks_grow_with_the_load(
+    tmp_path: Path, ch: Client, store: EventStore, redis: aioredis.Redis
+) -> None:
+    """A write's fixed cost in the store dwarfs its rows' for small blocks: after a write that took d
+    seconds the writer gathers for GATHER_PER_WRITE × d (capped), never less than its interval."""
+    source = uuid.uuid4().hex
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    writer = Writer(spool, store, redis, Metrics(), 0.001)
+    assert writer.gather_s == 0.001
+    await spool.append([_event(source, "m0")])
+    original = store.insert_rows
+
+    async def slow_insert(table: str, rows: list[bytes], token: str) -> None:
+        await asyncio.sleep(0.05)
+        await original(table, rows, token)
+
+    store.insert_rows = slow_insert  # type: ignore[method-assign]
+    await _drain(writer)
+    assert _stored(ch, source) == ["m0"]
+    assert writer_module.GATHER_PER_WRITE * 0.05 <= writer.gather_s <= writer_module.GATHER_MAX_S
+    store.insert_rows = original  # type: ignore[method-assign]
+    slow = writer.gather_s
+    await spool.append([_event(source, "m1")])
+    await _drain(writer)
+    assert writer.interval_s <= writer.gather_s < slow  # a quick write: back towards the interval
