@@ -123,8 +123,9 @@ class FakeWebhookReceiver(FakeServer):
     def _deletion(self, msg_id: str, payload: dict[str, Any]) -> web.StreamResponse:
         """A privacy notice `{"type": "deletion", "identifiers": {type: [string, ...]}}`."""
         identifiers = payload.get("identifiers")
-        ok = isinstance(identifiers, dict) and bool(identifiers)
-        ok = ok and all(
+        if not isinstance(identifiers, dict) or not identifiers:
+            return self._reject("deletion needs identifiers: {type: [values]}")
+        ok = all(
             isinstance(v, list) and v and all(isinstance(x, str) for x in v) for v in identifiers.values()
         )
         if not ok or set(payload) != {"type", "identifiers"}:
