@@ -24,9 +24,10 @@ from activation.identity.jobs import LOCK_KEY as STITCH_LOCK
 from activation.privacy import audit, requests
 from activation.privacy.expand import expand
 from activation.privacy.keyspace import scrub
-from activation.privacy.outbound import erase_everywhere
+from activation.privacy.outbound import Plans, erase_planned, plan, plans_from, plans_json
 from activation.privacy.person import Person
 from activation.privacy.requests import PrivacyRequest
+from activation.privacy.retry_state import is_sealed, seal, unseal
 from activation.privacy.suppressions import identifier_hash, suppress
 from activation.privacy.wiring import PrivacyWiring, wiring_of
 from activation.services import Services, of
@@ -45,8 +46,15 @@ def job_id(request_id: str) -> str:
     return f"{JOB}:{request_id}"
 
 
-def stored_person(request: PrivacyRequest) -> Person:
-    plain = request.plain()
+def stored_state(request: PrivacyRequest, secret_key: str = "") -> dict[str, Any]:
+    """The request's identifiers (and, after a failed destination step, what to retry)."""
+    if is_sealed(request.identifiers):
+        return unseal(secret_key, request.id, request.identifiers)
+    return request.plain()
+
+
+def stored_person(request: PrivacyRequest, secret_key: str = "") -> Person:
+    plain = stored_state(request, secret_key)
     ids = frozenset(Identifier(str(t), str(v)) for t, v in plain.get("identifiers", []))
     return Person(frozenset(str(p) for p in plain.get("profiles", [])), ids)
 
@@ -75,8 +83,11 @@ async def privacy_delete(ctx: dict[str, Any], request_id: str) -> str:
 
 async def _run(services: Services, wiring: PrivacyWiring, request: PrivacyRequest) -> PrivacyRequest:
     started = request.started_at or services.clock()
-    person = await asyncio.to_thread(expand, services.ch, [], stored_person(request))
-    request = replace(request, status="running", started_at=started, identifiers=requests.person_json(person))
+    state = stored_state(request, services.secret_key)
+    retry = plans_from(state["retry"]) if "retry" in state else None
+    person = await asyncio.to_thread(expand, services.ch, [], stored_person(request, services.secret_key))
+    text = requests.person_json(person) if retry is None else request.identifiers  # a retry stays sealed
+    request = replace(request, status="running", started_at=started, identifiers=text)
     request = await requests.save(services.db, request)
     receipt: dict[str, Any] = {
         "identifiers_covered": _covered(services.secret_key, person),
@@ -88,13 +99,23 @@ async def _run(services: Services, wiring: PrivacyWiring, request: PrivacyReques
     }
     if request.mode in ("suppress", "delete_and_suppress"):
         receipt["suppressed"] = await suppress(services, person.identifiers, request.id)
+    failed: Plans = {}
     if request.mode in ("delete", "delete_and_suppress"):
-        receipt |= await _erase(services, wiring, person)
-    return await _finish(services, request, receipt, started)
+        erased, failed = await _erase(services, wiring, person, retry)
+        receipt |= erased
+    if retry is not None:
+        receipt = _after_retry(orjson.loads(request.receipt) if request.receipt else {}, receipt, retry)
+    return await _finish(services, request, receipt, started, person, failed)
 
 
-async def _erase(services: Services, wiring: PrivacyWiring, person: Person) -> dict[str, Any]:
-    destinations = await erase_everywhere(services, person)  # before sync_state is forgotten
+async def _erase(
+    services: Services, wiring: PrivacyWiring, person: Person, retry: Plans | None
+) -> tuple[dict[str, Any], Plans]:
+    """Outbound first (it reads sync_state and the identity rows), then every table, then Redis.
+    Returns the receipt's parts and the plans of the destinations that failed."""
+    plans = retry if retry is not None else await plan(services, person)
+    destinations = await erase_planned(services, person, plans)
+    failed = {o["destination_id"] for o in destinations if o["status"] == "failed"}
     rows: dict[str, int] = {}
     # Under the stitch lock: a stitch run that read the person's events before they were erased
     # would otherwise write their links, mapping and profile back after the forget.
@@ -108,21 +129,41 @@ async def _erase(services: Services, wiring: PrivacyWiring, person: Person) -> d
         await lock.release()
     await ProfileCache(services.redis).invalidate(person.profile_ids, person.identifiers)
     keys = await scrub(services.redis, person.values() | person.profile_ids)
-    return {"destinations": destinations, "rows_removed": rows, "redis_keys_removed": keys}
+    receipt = {"destinations": destinations, "rows_removed": rows, "redis_keys_removed": keys}
+    return receipt, {d: p for d, p in plans.items() if d in failed}
+
+
+def _after_retry(previous: dict[str, Any], now: dict[str, Any], retried: Plans) -> dict[str, Any]:
+    """The receipt of a retry: the earlier outcomes, with those of the retried destinations replaced,
+    and the rows removed by both runs."""
+    kept = [o for o in previous.get("destinations", []) if o["destination_id"] not in retried]
+    again = [o for o in now["destinations"] if o["destination_id"] in retried]
+    rows = dict(previous.get("rows_removed", {}))
+    for table, n in now["rows_removed"].items():
+        rows[table] = rows.get(table, 0) + n
+    retries = int(previous.get("retries", 0)) + 1
+    return {**now, "destinations": kept + again, "rows_removed": rows, "retries": retries}
 
 
 async def _finish(
-    services: Services, request: PrivacyRequest, receipt: dict[str, Any], started: datetime
+    services: Services,
+    request: PrivacyRequest,
+    receipt: dict[str, Any],
+    started: datetime,
+    person: Person,
+    failed_plans: Plans,
 ) -> PrivacyRequest:
     finished = services.clock()
     failed = [d for d in receipt["destinations"] if d.get("status") == "failed"]
     receipt["duration_ms"] = int((finished - started).total_seconds() * 1000)
     status = "failed" if failed else "completed"
-    error = f"{len(failed)} destination(s) failed: see receipt.destinations" if failed else ""
+    error = f"{len(failed)} destination(s) failed: see receipt.destinations; POST .../retry" if failed else ""
+    kept = seal(services.secret_key, request.id, person, plans_json(failed_plans)) if failed else ""
     final = replace(
-        request, status=status, finished_at=finished, receipt=orjson.dumps(receipt).decode(), error=error
-    )
-    final = await requests.finish(services.db, final)
+        request, status=status, finished_at=finished, receipt=orjson.dumps(receipt).decode(), error=error,
+        identifiers=kept,
+    )  # fmt: skip
+    final = await requests.finish(services.db, final, keep_identifiers=bool(kept))
     total = sum(receipt["rows_removed"].values())
     await audit.record(
         services.db, finished, request.id, "deletion", status, token_id=request.token_id,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from activation.destinations import REGISTRY, Credentials, DestinationError, Member, SupportsErasure
@@ -43,6 +43,7 @@ _SYNCED = (
     " WHERE profile_id IN {pids:Array(String)} GROUP BY destination_id, audience_id, profile_id"
 )
 Synced = dict[str, dict[str, list[str]]]  # destination → audience → profiles still held there
+Plans = dict[str, dict[str, list[Member]]]  # destination → audience → members to remove there
 
 
 def identifier_map(person: Person) -> dict[str, list[str]]:
@@ -67,20 +68,50 @@ async def synced(services: Services, person: Person) -> tuple[set[str], Synced]:
 
 async def erase_everywhere(services: Services, person: Person) -> list[dict[str, Any]]:
     """Remove the person from every synced list and call each platform's erasure API."""
+    return await erase_planned(services, person, await plan(services, person))
+
+
+async def plan(services: Services, person: Person) -> Plans:
+    """Every destination that ever had a sync_state row for the person → audience → the members to
+    remove there (loaded now, while the identity rows still exist). Call before forgetting."""
     deps = SyncDeps.of(services)
     ever, held = await synced(services, person)
+    plans: Plans = {}
+    for destination_id in sorted(ever):
+        record = await deps.store.get(destination_id)
+        audiences = held.get(destination_id, {})
+        plans[destination_id] = {
+            aid: await _members(deps, record, person, pids) if record else []
+            for aid, pids in sorted(audiences.items())
+        }
+    return plans
+
+
+async def erase_planned(services: Services, person: Person, plans: Plans) -> list[dict[str, Any]]:
+    """Carry out `plans` (from `plan`, or the failed part kept for a retry): one outcome per
+    destination of the store; those not in `plans` are skipped as never synced."""
+    deps = SyncDeps.of(services)
     outcomes: list[dict[str, Any]] = []
     after = ""
     while page := await deps.store.list(after, 100):
         after = page[-1].id
         for record in page:
-            outcome = await _at_destination(deps, record, person, record.id in ever, held.get(record.id, {}))
+            planned = plans.get(record.id)
+            outcome = await _at_destination(deps, record, person, planned is not None, planned or {})
             outcomes.append({"destination_id": record.id, "type": record.type, **outcome})
     return outcomes
 
 
+def plans_json(plans: Plans) -> dict[str, Any]:
+    return {d: {a: [asdict(m) for m in ms] for a, ms in by.items()} for d, by in plans.items()}
+
+
+def plans_from(doc: Mapping[str, Any]) -> Plans:
+    return {str(d): {str(a): [Member(**m) for m in ms] for a, ms in by.items()} for d, by in doc.items()}
+
+
 async def _at_destination(
-    deps: SyncDeps, record: DestinationRecord, person: Person, ever: bool, held: Mapping[str, list[str]]
+    deps: SyncDeps, record: DestinationRecord, person: Person, ever: bool, held: Mapping[str, list[Member]]
 ) -> dict[str, str]:
     if not ever or record.type not in REGISTRY:
         return {"status": "skipped", "detail": "never synced" if ever is False else "unknown type"}
@@ -95,7 +126,7 @@ async def _at_destination(
 
 
 async def _erase(
-    deps: SyncDeps, record: DestinationRecord, person: Person, held: Mapping[str, list[str]]
+    deps: SyncDeps, record: DestinationRecord, person: Person, held: Mapping[str, list[Member]]
 ) -> dict[str, str]:
     destination = REGISTRY[record.type]
     credentials = deps.store.credentials(record)
@@ -109,7 +140,7 @@ async def _erase(
             destination, session, credentials, record.config,
             policy=deps.settings.retry, on_refresh=persist, sleep=deps.sleep,
         )  # fmt: skip
-        problems = await _remove_from_lists(deps, record, delivery, person, held)
+        problems = await _remove_from_lists(deps, record, delivery, held)
         status, detail = ("removed", f"removed from {len(held)} list(s)") if held else ("skipped", "")
         if isinstance(destination, SupportsErasure):
             status, detail = await _platform_erase(delivery, destination, person, redactor, detail)
@@ -124,13 +155,11 @@ async def _remove_from_lists(
     deps: SyncDeps,
     record: DestinationRecord,
     delivery: Delivery,
-    person: Person,
-    held: Mapping[str, list[str]],
+    held: Mapping[str, list[Member]],
 ) -> list[str]:
     """One privacy run per audience still holding the person; the problems of those not succeeded."""
     problems = []
-    for audience_id, pids in sorted(held.items()):
-        members = await _members(deps, record, person, pids)
+    for audience_id, members in sorted(held.items()):
         run = await _remove(deps, record, delivery, audience_id, members)
         if run.status != "succeeded":
             problems.append(f"audience {audience_id}: {run.status} {'; '.join(run.errors)}".strip())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 
 from starlette.requests import Request
@@ -43,6 +44,24 @@ class PrivacyApi:
         created = await _create(self.services, "deletion", str(mode), identifiers, token)
         await self.services.enqueue(DELETE_JOB, created.id, job_id=delete_job_id(created.id))
         return json_response({"id": created.id, "status": created.status}, 202)
+
+    async def retry_deletion(self, request: Request, token: Token) -> Response:
+        """Re-run a failed deletion: the destination steps that failed (kept sealed), then every
+        table and Redis again (no-ops where nothing is left)."""
+        found = await requests.get(self.services.db, request.path_params["id"], "deletion")
+        if found is None:
+            raise not_found("deletion request")
+        if found.status != "failed":
+            message = f"only a failed deletion can be retried; this one is {found.status}"
+            raise ApiError(409, "not_retryable", message, {"status": found.status})
+        saved = await requests.save(self.services.db, replace(found, status="pending", error=""))
+        await audit.record(
+            self.services.db, self.services.clock(), found.id, "deletion", "retry_requested",
+            token_id=token.id, identifier_hashes=found.identifier_hashes, mode=found.mode,
+        )  # fmt: skip
+        job = f"{delete_job_id(found.id)}:retry:{saved.version}"  # arq keeps the first run's job id
+        await self.services.enqueue(DELETE_JOB, found.id, job_id=job)
+        return json_response({"id": found.id, "status": saved.status}, 202)
 
     async def create_export(self, request: Request, token: Token) -> Response:
         identifier = parse_identifier_body(await json_body(request))
@@ -107,6 +126,7 @@ def routes(services: Services, tokens: TokenStore, wiring: PrivacyWiring) -> lis
             "/deletions", "privacy_deletions", {"GET": api.listing("deletion"), "POST": api.create_deletion}
         ),
         route("/deletions/{id}", "privacy_deletion", {"GET": api.read_deletion}),
+        route("/deletions/{id}/retry", "privacy_deletion_retry", {"POST": api.retry_deletion}),
         route("/exports", "privacy_exports", {"GET": api.listing("export"), "POST": api.create_export}),
         route("/exports/{id}", "privacy_export", {"GET": api.read_export}),
         route("/audit", "privacy_audit", {"GET": api.read_audit}),
