@@ -10,9 +10,10 @@ by the next one. A deleted audience computes to no members: everyone exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from clickhouse_connect.driver.client import Client
 
@@ -54,6 +55,7 @@ _COUNTS = (
     " countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
     f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
 )
+LOCK_TIMEOUT_S = 120
 RUN_COLUMNS = ["audience_id", "computed_at", "members", "entered", "exited", "duration_ms"]
 
 
@@ -61,11 +63,25 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def audience_lock(redis: Any, audience_id: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    """One change-writer per audience at a time: a full run and a streaming micro-batch that both read
+    the current members before either writes would record the same entry or exit twice."""
+    if redis is None:
+        return contextlib.nullcontext()
+    return cast(
+        contextlib.AbstractAsyncContextManager[Any],
+        redis.lock(
+            f"magpie:audience:lock:{audience_id}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S
+        ),
+    )
+
+
 async def compute_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, Any]:
     """Job: compute one audience (services: the ClickHouse client and the clock)."""
     services = services_of(ctx)
     newest = await asyncio.to_thread(freshness.newest_event, services.ch)
-    result = await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
+    async with audience_lock(services.redis, audience_id):
+        result = await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
     computed = result.get("status") == "computed"
     audience = await asyncio.to_thread(store.get, services.ch, audience_id) if computed else None
     if audience is not None:

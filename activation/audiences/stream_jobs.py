@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from activation.audiences import freshness, store, streaming
+from activation.audiences.computation import audience_lock
 from activation.audiences.emit import emit_audience_events
 from activation.audiences.store import Audience
 from activation.identity.resolve import profiles_of_events
@@ -64,7 +65,10 @@ async def _process(entries: list[dict[str, Any]], ctx: dict[str, Any], services:
     for audience in ordered:
         for start in range(0, len(scope), CHUNK):  # bounded parameters: they travel in the URL
             chunk = scope[start : start + CHUNK]
-            run = await asyncio.to_thread(streaming.evaluate, services.ch, audience, chunk, services.clock())
+            async with audience_lock(services.redis, audience.id):
+                run = await asyncio.to_thread(
+                    streaming.evaluate, services.ch, audience, chunk, services.clock()
+                )
             if run is not None:
                 changed += 1
                 await _deliver(ctx, services, audience, run)

@@ -42,7 +42,10 @@ _COUNTS = (
     "SELECT countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
     f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
 )
-_LAST_MEMBERS = "SELECT argMax(members, computed_at) FROM audience_runs WHERE audience_id = {aid:String}"
+_MEMBERS = (
+    "SELECT count() FROM (SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
+    " GROUP BY profile_id HAVING argMax(change, at) = 'entered')"
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,7 @@ def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: dateti
     entered, exited = ch.query(_COUNTS, parameters=params).result_rows[0]
     if not entered and not exited:
         return None
-    members = ch.query(_LAST_MEMBERS, parameters=params).result_rows[0][0] or 0
-    total = max(0, int(members) + int(entered) - int(exited))
+    total = int(ch.query(_MEMBERS, parameters=params).result_rows[0][0])  # counted, never drifts
     run = [audience.id, at, total, int(entered), int(exited), int((time.monotonic() - started) * 1000)]
     ch.insert("audience_runs", [run], column_names=RUN_COLUMNS)
     return {**dict(zip(RUN_COLUMNS, run, strict=True)), "computed_at": at.isoformat()}
