@@ -26,17 +26,26 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
         self.gauges: dict[str, Callable[[], float]] = {}
+        self._source_keys: dict[str, tuple[tuple[str, str], ...]] = {}
         self.flush_seconds_sum = 0.0
         self.flush_count = 0
 
     def inc(self, name: str, source: str = "", amount: float = 1, **labels: str) -> None:
-        key = tuple(sorted(({"source": source} if source else {}).items() | labels.items()))
+        key = _key(source, labels) if labels else self._source_key(source)
         series = self.counters[name]
         series[key] = series.get(key, 0) + amount
 
+    def _source_key(self, source: str) -> tuple[tuple[str, str], ...]:
+        """The label key of a series labelled by source only (cached: every request needs one)."""
+        key = self._source_keys.get(source)
+        if key is None:
+            if len(self._source_keys) > 10_000:
+                self._source_keys.clear()
+            key = self._source_keys[source] = _key(source, {})
+        return key
+
     def value(self, name: str, source: str = "", **labels: str) -> float:
-        key = tuple(sorted(({"source": source} if source else {}).items() | labels.items()))
-        return self.counters.get(name, {}).get(key, 0)
+        return self.counters.get(name, {}).get(_key(source, labels), 0)
 
     def gauge(self, name: str, read: Callable[[], float]) -> None:
         self.gauges[name] = read
@@ -64,6 +73,10 @@ class Metrics:
             f"magpie_flush_latency_seconds_count {self.flush_count}",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _key(source: str, labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(({"source": source} if source else {}).items() | labels.items()))
 
 
 def _escape(value: str) -> str:

@@ -19,7 +19,7 @@ Anything that is not a whole record of a known version raises `CorruptRecord`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 VERSION = 2
 EVENT = b"E"
@@ -34,8 +34,7 @@ class CorruptRecord(ValueError):
     """The bytes are not a record this version can read."""
 
 
-@dataclass(frozen=True)
-class SpoolRecord:
+class SpoolRecord(NamedTuple):  # a tuple: the writer decodes one per event
     kind: bytes
     source_id: str
     message_id: str
@@ -60,16 +59,21 @@ def decode(payload: bytes) -> SpoolRecord:
 
 
 def _decode_v2(payload: bytes) -> SpoolRecord:
-    version, kind, *lengths = _HEAD.unpack_from(payload)
+    version, kind, source_n, message_n, ingest_n = _HEAD.unpack_from(payload)
     if version != VERSION or kind not in _KINDS:
         raise CorruptRecord(f"unknown record version {version} or kind {kind!r}")
-    texts, offset = [], _HEAD.size
-    for length in lengths:
-        if offset + length > len(payload):
-            raise CorruptRecord("a header field runs past the end of the record")
-        texts.append(payload[offset : offset + length].decode("utf-8", _TEXT))
-        offset += length
-    return SpoolRecord(kind, texts[0], texts[1], texts[2], payload[offset:])
+    message_at = _HEAD.size + source_n
+    ingest_at = message_at + message_n
+    row_at = ingest_at + ingest_n
+    if row_at > len(payload):
+        raise CorruptRecord("a header field runs past the end of the record")
+    return SpoolRecord(
+        kind,
+        payload[_HEAD.size : message_at].decode("utf-8", _TEXT),
+        payload[message_at:ingest_at].decode("utf-8", _TEXT),
+        payload[ingest_at:row_at].decode("utf-8", _TEXT),
+        payload[row_at:],
+    )
 
 
 def _decode_v1(payload: bytes) -> SpoolRecord:

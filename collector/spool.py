@@ -22,8 +22,8 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 _HEADER = struct.Struct("<II")  # payload length, crc32
 SEGMENT_MAX_BYTES = 64 << 20
@@ -39,14 +39,12 @@ class SpoolBroken(Exception):
     """Writing or fsync'ing the spool failed (disk full, I/O error): refuse new work (503)."""
 
 
-@dataclass(frozen=True, order=True)
-class Position:
+class Position(NamedTuple):  # tuples: ordered as (segment, offset), cheap to make per record
     segment: int
     offset: int
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     position: Position
     end: Position
     payload: bytes
@@ -58,12 +56,12 @@ def _segment_name(number: int) -> str:
 
 def _scan(data: bytes, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
     """Yield (offset, end, payload) for every whole, CRC-valid frame from `start`."""
-    offset = start
-    while offset + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        payload = data[offset + _HEADER.size : end]
-        if end > len(data) or zlib.crc32(payload) != crc:
+    offset, size, header, unpack, crc32 = start, len(data), _HEADER.size, _HEADER.unpack_from, zlib.crc32
+    while offset + header <= size:
+        length, crc = unpack(data, offset)
+        end = offset + header + length
+        payload = data[offset + header : end]
+        if end > size or crc32(payload) != crc:
             return
         yield offset, end, payload
         offset = end
@@ -223,12 +221,11 @@ class Spool:
             with open(self.dir / _segment_name(segment), "rb") as handle:
                 handle.seek(position.offset)
                 data = handle.read(min(limit - position.offset, max(max_bytes - size, 0) + _READ_SLACK))
-            before = len(records)
-            for offset, end, payload in _scan(data):
-                base = position.offset
-                records.append(
-                    Record(Position(segment, base + offset), Position(segment, base + end), payload)
-                )
+            before, base, at = len(records), position.offset, position
+            for _offset, end, payload in _scan(data):
+                after = Position(segment, base + end)
+                records.append(Record(at, after, payload))
+                at = after
                 size += len(payload)
                 if len(records) >= max_records or size >= max_bytes:
                     break

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -138,14 +139,14 @@ class Writer:
         events = [i for i in items if i.kind == EVENT]
         owned = await claim(self.redis, [(e.source_id, e.message_id, e.ingest_id) for e in events])
         fresh = [e for e, mine in zip(events, owned, strict=True) if mine]
-        for event, mine in zip(events, owned, strict=True):
-            if not mine:
-                self.metrics.inc("magpie_events_deduplicated_total", event.source_id)
+        repeated = Counter(e.source_id for e, mine in zip(events, owned, strict=True) if not mine)
+        for source_id, count in repeated.items():
+            self.metrics.inc("magpie_events_deduplicated_total", source_id, count)
         rejected = [i for i in items if i.kind != EVENT]
         await self.store.insert_rows("events", [e.row for e in fresh], intent.token + ":e")
         await self.store.insert_rows("rejected_events", [r.row for r in rejected], intent.token + ":r")
-        for event in fresh:
-            self.metrics.inc("magpie_events_stored_total", event.source_id)
+        for source_id, count in Counter(e.source_id for e in fresh).items():
+            self.metrics.inc("magpie_events_stored_total", source_id, count)
 
     async def _save(self, checkpoint: Checkpoint) -> None:
         await asyncio.to_thread(save_checkpoint, self.path, checkpoint)  # fsyncs stay off the event loop
