@@ -30,16 +30,16 @@ from activation.connections.routes import routes as connection_routes
 from activation.crm.routes import routes as crm_routes
 from activation.crm.sources import CrmSourceSettings
 from activation.identity import admin as identity_admin
-from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
 from activation.identity.jobs import stitch_status
 from activation.maintenance import HEARTBEAT_KEY
 from activation.net import parse_allow_list
 from activation.privacy import suppressions_api
-from activation.privacy.registry import ACTIVATION_PATHS, ForgetPath, by_pairs
+from activation.privacy.registry import ACTIVATION_PATHS, ForgetPath, by_pairs, by_values
 from activation.privacy.routes import routes as privacy_routes
 from activation.privacy.suppressions import hash_key as suppression_hash_key
 from activation.privacy.wiring import PrivacyWiring
+from activation.profiles_api.routes import routes as profile_routes
 from activation.services import Services
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
@@ -49,6 +49,7 @@ from collector import forget as collector_forget
 from collector.app import Collector
 from collector.http import tracking_kind
 from collector.metrics import Metrics
+from collector.quarantine import forget_in_spools
 from collector.settings import CollectorSettings
 from collector.sources import CHANGES_CHANNEL
 from collector.store import EventStore
@@ -238,7 +239,7 @@ class App:
             *privacy_routes(services, tokens, self.privacy),
             *connection_routes(services, tokens),
             *crm_routes(services, tokens),
-            *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
+            *profile_routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),
         ]
@@ -260,7 +261,12 @@ class App:
 def privacy_wiring(settings: Settings) -> PrivacyWiring:
     """Every table's forget path: activation's owners plus the collector's (activation never imports it)."""
     collector = ForgetPath(("events", "rejected_events"), by_pairs(collector_forget.forget))
-    return PrivacyWiring(settings.data_dir, (*ACTIVATION_PATHS, collector), settings.rejected_retention_days)
+    # no table: the quarantine files of the spools under the data directory
+    quarantine = ForgetPath(
+        (), by_values(lambda v: {"spool_quarantine": forget_in_spools(settings.data_dir, v)})
+    )
+    paths = (*ACTIVATION_PATHS, collector, quarantine)
+    return PrivacyWiring(settings.data_dir, paths, settings.rejected_retention_days)
 
 
 def create_app(settings: Settings, parts: frozenset[str] = PARTS) -> App:

@@ -39,6 +39,19 @@ def by_pairs(forget: PairForget) -> Forget:
     return adapted
 
 
+ValueForget = Callable[[Collection[str]], dict[str, int]]
+
+
+def by_values(forget: ValueForget) -> Forget:
+    """Adapt an owner of files (not tables) that matches plain values: every identifier value and
+    profile id of the person."""
+
+    def adapted(ch: Client, person: Person) -> dict[str, int]:
+        return forget(person.values() | person.profile_ids)
+
+    return adapted
+
+
 # Order matters only for sync_state: the outbound removal reads it, and runs before any of these.
 ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
     ForgetPath(
