@@ -23,6 +23,7 @@ from activation.crm.platforms import PLATFORMS
 from activation.crm.sources import CrmSource, CrmSourceSettings
 from activation.destinations.base import Credentials, DestinationError
 from activation.identity import store as identity_store
+from activation.identity.cache import ProfileCache
 from activation.retry import RetryLater
 from activation.services import Services
 from activation.services import of as services_of
@@ -116,6 +117,8 @@ async def _pull(
             async for page in puller.pages(spec, cursor, now_ms):
                 counts = await asyncio.to_thread(apply_page, services.ch, target, page, datetime.now(UTC))
                 await store.write_cursor(services.db, source.source_id, spec.name, page.cursor)
+                if any(counts[k] for k in ("created", "updated", "merged", "deleted")):
+                    await ProfileCache(services.redis).invalidate_all()  # as imports do: restitched inline
                 run = progress[0].add(**counts)
                 for note in page.notes:
                     run = run.note(note)

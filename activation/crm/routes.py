@@ -36,7 +36,7 @@ async def _crm_source(services: Services, request: Request) -> CrmSource:
 def routes(services: Services, tokens: TokenStore) -> list[BaseRoute]:
     async def pull(request: Request) -> Response:
         source = await _crm_source(services, request)
-        job_id = pull_job_id(source.source_id, f"manual:{int(time.time()) // 10}")
+        job_id = pull_job_id(source.source_id, f"manual:{time.time_ns()}")  # an explicit request always runs
         queued = await services.enqueue(JOB_NAME, source.source_id, "manual", job_id=job_id)
         return json_response({"source_id": source.source_id, "job_id": job_id, "queued": bool(queued)}, 202)
 

@@ -18,9 +18,10 @@ from activation.admin.sources import SourceStore
 from activation.crm import store
 from activation.crm.pull import pull_crm_source
 from activation.crm.sources import CrmSourceSettings
-from activation.identity import reads
 from activation.identity.identifiers import Identifier
+from activation.identity.lookup import lookup
 from activation.net import parse_allow_list
+from activation.profiles_api import reads
 from activation.services import Services
 from activation.sync.delivery import RetryPolicy
 from activation.sync.settings import SyncSettings
@@ -28,6 +29,14 @@ from tests.fakes.hubspot_crm import FakeHubSpotCrm
 from tests.fakes.salesforce_crm import FakeSalesforceCrm
 
 SECRET_KEY = "test-secret-key-for-crm-0123456789"
+_LOOKUP = (
+    "SELECT profile_id FROM identity_current WHERE identifier_type = {t:String} AND identifier_value = {v:String}"
+    " AND profile_id IN (SELECT profile_id FROM profiles GROUP BY profile_id HAVING argMax(deleted, version) = 0)"
+)
+_TRAITS = (
+    "SELECT trait, value, source_id FROM profile_traits FINAL WHERE profile_id = {p:String} AND deleted = 0"
+)
+_IDS = "SELECT identifier_type, identifier_value FROM identity_current WHERE profile_id = {p:String}"
 OAUTH = {"refresh_token": "refresh-1", "client_id": "client-id", "client_secret": "client-secret"}
 ALLOW = parse_allow_list("127.0.0.1,localhost")
 
@@ -88,7 +97,7 @@ class Crm:
         return await store.list_runs(self.services.db, source_id, None, 100)
 
     def profile(self, type_: str, value: str) -> dict[str, Any] | None:
-        pid = reads.lookup(self.ch, Identifier(type_, value))
+        pid = lookup(self.ch, Identifier(type_, value))
         return reads.profile_document(self.ch, pid) if pid else None
 
     def traits(self, type_: str, value: str) -> dict[str, Any]:

@@ -63,7 +63,12 @@ async def test_hubspot_trait_sync_writes_changed_values_only(
         world.change(audience_id, pids, "entered")
         mapping = {"plan": "plan_tier", f"audience:{key}": "magpie_vip", "first_name": "firstname",
                    "lifecycle": "lifecyclestage", "lifetime_revenue": "magpie_revenue"}  # fmt: skip
-        config = {"mode": "traits", "base_url": fake.base_url, "mapping": mapping, "crm_owned": ["lifecyclestage"]}
+        config = {
+            "mode": "traits",
+            "base_url": fake.base_url,
+            "mapping": mapping,
+            "crm_owned": ["lifecyclestage"],
+        }
         dst = await destination(ch, "hubspot", config, {"access_token": "access-1"})
         first = await sync(ch, redis, dst, audience_id)
         assert first["status"] == "succeeded" and first["added"] == 3
@@ -79,7 +84,10 @@ async def test_hubspot_trait_sync_writes_changed_values_only(
         world.change(audience_id, [pids[2]], "exited")
         third = await sync(ch, redis, dst, audience_id)
         assert third["added"] == 2
-        assert [i["properties"] for i in writes(fake)[sent:]] == [{"plan_tier": "enterprise"}, {"magpie_vip": "false"}]
+        assert [i["properties"] for i in writes(fake)[sent:]] == [
+            {"plan_tier": "enterprise"},
+            {"magpie_vip": "false"},
+        ]
 
 
 async def test_refused_record_is_isolated_and_dead_lettered(
@@ -118,7 +126,10 @@ async def test_salesforce_trait_sync_by_record_id_and_external_id(
         dst = await destination(ch, "salesforce", config, {"access_token": "access-1"})
         result = await sync(ch, redis, dst, audience_id)
         assert result["status"] == "succeeded" and result["added"] == 2
-        assert fake.records["Contact"][known]["Plan__c"] == "pro" and fake.records["Contact"][known]["Title"] == "VP"
+        assert (
+            fake.records["Contact"][known]["Plan__c"] == "pro"
+            and fake.records["Contact"][known]["Title"] == "VP"
+        )
         created = [r for r in fake.live("Contact").values() if r.get("Magpie_Id__c") == pids[1]]
         assert len(created) == 1 and created[0]["LastName"] == "Lee" and created[0]["Vip__c"] is True
         assert "Title" not in created[0]

@@ -1,0 +1,165 @@
+"""Issue 11's CRM path through the real `magpie serve`: web visitors → HubSpot and Salesforce sources
+(created through the admin API, OAuth credentials write-only) pulled incrementally, with a throttled
+page and a page that fails for good (the next pull resumes from the saved cursor) → unified profiles
+with CRM traits, group (company/account) profiles and links, a fuzzy name + phone proposal accepted,
+a CRM merge and a CRM deletion reflected → an audience mixing CRM traits and web behaviour → its
+members' traits written back to both CRMs (trait sync), whose final state equals what was computed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.e2e.test_activation_e2e import Shop, admin, eventually, run_audience, sync_all
+from tests.fakes.hubspot_crm import FakeHubSpotCrm
+from tests.fakes.salesforce_crm import FakeSalesforceCrm
+from tests.server import ServerProcess
+
+OAUTH = {"refresh_token": "refresh-1", "client_id": "client-id", "client_secret": "client-secret"}
+
+
+async def profile(server: ServerProcess, identifier: str) -> dict[str, Any] | None:
+    response = await asyncio.to_thread(server.http.get, f"/v1/profiles/{identifier}", headers=server.auth)
+    return response.json() if response.status_code == 200 else None
+
+
+def traits(doc: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v["value"] for k, v in (doc or {}).get("traits", {}).items()}
+
+
+async def pull(server: ServerProcess, source_id: str) -> dict[str, Any]:
+    before = {r["id"] for r in (await admin(server, "GET", f"/sources/{source_id}/pulls")).json()["data"]}
+    started = await admin(server, "POST", f"/sources/{source_id}/pull")
+    assert started.status_code == 202, started.text
+
+    async def finished() -> dict[str, Any] | None:
+        runs = (await admin(server, "GET", f"/sources/{source_id}/pulls")).json()["data"]
+        new = [r for r in runs if r["id"] not in before and r["status"] != "running"]
+        return new[0] if new else None
+
+    run = await eventually(finished, 90)
+    assert run, f"pull did not finish\n{server.log()[-3000:]}"
+    return dict(run)
+
+
+def seed_crms(shop: Shop, hs: FakeHubSpotCrm, sf: FakeSalesforceCrm) -> dict[str, str]:
+    ids = {"acme": hs.put("companies", {"name": "Acme", "domain": "acme.test"})}
+    ids["ann"] = hs.put(
+        "contacts", {"email": shop.email(1), "firstname": "Ann", "lifecyclestage": "customer"}
+    )
+    ids["ben"] = hs.put(
+        "contacts", {"firstname": "Ben", "lastname": f"Fuzz{shop.ns}", "phone": "07700 900123"}
+    )
+    ids["carl"] = hs.put("contacts", {"email": shop.email(3), "firstname": "Carl"})
+    ids["cal"] = hs.put("contacts", {"email": f"cal.{shop.ns}@example.com", "firstname": "Cal"})
+    for n in range(8):  # enough contacts for several search pages
+        hs.put("contacts", {"email": f"lead{n}.{shop.ns}@example.com"})
+    hs.associate("contacts", ids["ann"], "companies", ids["acme"])
+    ids["globex"] = sf.put("Account", Name="Globex")
+    ids["eve"] = sf.put(
+        "Contact", LastName="Eve", Email=shop.email(4), Title="Buyer", AccountId=ids["globex"]
+    )
+    ids["gone"] = sf.put("Lead", LastName="Gone", Email=f"gone.{shop.ns}@example.com", Company="G")
+    return ids
+
+
+async def test_crm_sources_profiles_and_trait_sync_through_the_server(server: ServerProcess) -> None:
+    source = server.create_source("crm-e2e-web")
+    shop = Shop(server, source["write_key"])
+    for n in (1, 4):
+        shop.shop(n, "pro", 1)
+    shop.send([{"type": "identify", "userId": shop.user(2), "traits": {"first_name": "Ben", "ns": shop.ns,
+                "last_name": f"Fuzz{shop.ns}", "phone": "+44 7700 900123"}}])  # fmt: skip
+    assert await eventually(lambda: profile(server, f"user_id:{shop.user(2)}"), 30)
+    async with FakeHubSpotCrm(search_per_s=50) as hs, FakeSalesforceCrm() as sf:
+        ids = seed_crms(shop, hs, sf)
+        hub = await admin(server, "POST", "/sources", json={
+            "name": "HubSpot", "type": "hubspot", "credentials": OAUTH,
+            "config": {"base_url": hs.base_url, "page_size": 3, "overlap_s": 0}})  # fmt: skip
+        assert hub.status_code == 201, hub.text
+        assert hub.json()["type"] == "hubspot" and "refresh_token" in hub.json()["credential_names"]
+        assert "refresh-1" not in hub.text  # write-only
+        sfdc = await admin(server, "POST", "/sources", json={
+            "name": "Salesforce", "type": "salesforce", "credentials": OAUTH,
+            "config": {"instance_url": sf.base_url, "login_url": sf.base_url, "overlap_s": 0, "bulk_poll_ms": 20}})  # fmt: skip
+        assert sfdc.status_code == 201, sfdc.text
+        hub_id, sf_id = hub.json()["id"], sfdc.json()["id"]
+
+        hs.inject("throttle", times=1, path="/search", interval_ms=50)  # a throttled page: waited out
+        hs.inject("error500", times=None, path="/associations")  # ...then every page fails
+        failed = await pull(server, hub_id)
+        assert failed["status"] == "failed" and failed["errors"] == 1
+        hs.faults.clear()
+        first = await pull(server, hub_id)  # resumes from the saved cursor
+        assert first["status"] == "succeeded" and first["created"] + failed["created"] == 13
+        assert (await pull(server, sf_id))["status"] == "succeeded"
+
+        ann = await profile(server, f"user_id:{shop.user(1)}")  # web visitor matched by email
+        assert traits(ann)["lifecycle_stage"] == "customer" and traits(ann)["plan"] == "pro"
+        assert traits(ann)["groups"] == [f"ext:hubspot_company_id:{ids['acme']}"]
+        acme = await profile(server, f"ext:hubspot_company_id:{ids['acme']}")
+        assert traits(acme)["profile_kind"] == "group"
+        eve = await profile(server, f"user_id:{shop.user(4)}")
+        assert traits(eve)["title"] == "Buyer" and traits(eve)["groups"] == [
+            f"ext:salesforce_account_id:{ids['globex']}"
+        ]
+        assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}")  # CRM-only: still a profile
+
+        proposals = (await admin(server, "GET", "/identity/proposals?limit=1000")).json()["data"]
+        ben = [p for p in proposals if p["record_id"].endswith(f":contacts:{ids['ben']}")]
+        assert ben, (ids, proposals)
+        if ben[0]["status"] == "open":  # below the auto threshold: a reviewer accepts it
+            accepted = await admin(server, "POST", f"/identity/proposals/{ben[0]['proposal_id']}/accept")
+            assert accepted.status_code == 200, accepted.text
+        merged = await profile(server, f"user_id:{shop.user(2)}")
+        assert {"type": "ext:hubspot_contact_id", "value": ids["ben"]} in (merged or {})["identities"]
+
+        hs.merge("contacts", ids["carl"], ids["cal"])
+        sf.delete("Lead", ids["gone"])
+        again = await pull(server, hub_id)
+        assert again["merged"] == 1
+        assert (await pull(server, sf_id))["deleted"] == 1
+        carl = await profile(server, f"ext:hubspot_contact_id:{ids['carl']}")
+        assert carl and await profile(server, f"ext:hubspot_contact_id:{ids['cal']}") == carl
+        assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}") is None
+
+        key = f"crm_buyers_{shop.ns}"
+        hs_dst = await admin(server, "POST", "/destinations", json={
+            "type": "hubspot", "name": "HubSpot traits", "credentials": {"access_token": "access-1", **OAUTH},
+            "config": {"mode": "traits", "base_url": hs.base_url, "crm_owned": ["lifecyclestage"],
+                       "mapping": {"plan": "magpie_plan", f"audience:{key}": "magpie_buyer",
+                                   "lifecycle_stage": "lifecyclestage"}}})  # fmt: skip
+        sf_dst = await admin(server, "POST", "/destinations", json={
+            "type": "salesforce", "name": "Salesforce traits", "credentials": {"access_token": "access-1", **OAUTH},
+            "config": {"mode": "traits", "instance_url": sf.base_url, "token_url": f"{sf.base_url}/services/oauth2/token",
+                       "mapping": {"plan": "Plan__c", f"audience:{key}": "Buyer__c"}}})  # fmt: skip
+        assert hs_dst.status_code == 201 and sf_dst.status_code == 201, (hs_dst.text, sf_dst.text)
+        destinations = [hs_dst.json()["id"], sf_dst.json()["id"]]
+        query = (f"(trait('lifecycle_stage') = 'customer' or trait('title') = 'Buyer')"
+                 f" and event('Order Completed').count() >= 1 and trait('ns') = '{shop.ns}'")  # fmt: skip
+        created = await admin(server, "POST", "/audiences", json={"name": key, "key": key, "query": query,
+                                                                   "destinations": destinations})  # fmt: skip
+        assert created.status_code == 201, created.text
+        await run_audience(server, created.json()["id"], expected_members=2)
+        runs = await sync_all(server, destinations, created.json()["id"])
+        # HubSpot: Ann by her record id, Eve upserted by email. Salesforce: Eve by her record id; Ann has
+        # no Salesforce record and this destination names no external id field: dead-lettered, not guessed.
+        assert [(r["status"], r["added"], r["failed"]) for r in runs] == [
+            ("succeeded", 2, 0),
+            ("partial", 1, 1),
+        ], runs
+        letters = (await admin(server, "GET", f"/syncs/{runs[1]['id']}")).json()["dead_letters"]
+        assert [d["reason"] for d in letters] == ["no_salesforce_id"]
+        assert (
+            hs.contacts[ids["ann"]]["magpie_plan"] == "pro"
+            and hs.contacts[ids["ann"]]["magpie_buyer"] == "true"
+        )
+        assert hs.contacts[ids["ann"]]["lifecyclestage"] == "customer"  # CRM-owned: untouched
+        eve_hs = hs.find("email", shop.email(4))
+        assert eve_hs and hs.contacts[eve_hs]["magpie_buyer"] == "true"
+        assert (
+            sf.records["Contact"][ids["eve"]]["Plan__c"] == "pro"
+            and sf.records["Contact"][ids["eve"]]["Buyer__c"]
+        )
+        written = {rid for rid, c in hs.contacts.items() if "magpie_plan" in c}
+        assert written == {ids["ann"], eve_hs}  # exactly the audience's members
