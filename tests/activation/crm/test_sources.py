@@ -42,7 +42,7 @@ async def test_crm_source_shows_type_config_and_credential_names_only(crm: Crm) 
         (
             {"type": "salesforce", "config": {"instance_url": "http://127.0.0.1:9"}, "credentials": {}},
             "credentials.refresh_token",
-        ),  # fmt: skip
+        ),
         ({"config": {"base_url": "http://127.0.0.1:9"}}, "config"),  # a tracking source has no config
         ({"type": "hubspot", "credentials": {"access_token": 5}}, "credentials"),
     ],
