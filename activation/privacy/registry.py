@@ -57,7 +57,9 @@ ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
     ForgetPath(
         ("identity_map", "identity_splits", "identity_conflicts", "merge_ledger"), identity_store.forget
     ),
-    ForgetPath(("identity_links",), links.forget),
+    # identity_link_ids / identity_link_log (0012): the per-identifier index and insertion log of
+    # identity_links, erased by the same owner
+    ForgetPath(("identity_links", "identity_link_ids", "identity_link_log"), links.forget),
     ForgetPath(("identity_records", "identity_proposals"), proposals.forget),
     ForgetPath(("profiles", "profile_traits", "profile_computed_traits"), profiles.forget),
     ForgetPath((states.EVENT_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget),
