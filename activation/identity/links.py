@@ -16,6 +16,7 @@ from clickhouse_connect.driver.client import Client
 from activation.identity.graph import Link
 from activation.identity.identifiers import ALIAS_TYPE, GROUP_TYPE, PHONE_REGIONS, Identifier
 from activation.identity.rules import Rules
+from activation.identity.store import read_setting, write_setting
 from activation.privacy.person import PAIRS
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
@@ -88,6 +89,7 @@ WHERE o.seen = 0 OR (n.ev.1, n.ev.2, n.ev.3) < o.old
 
 _PAIRS = "Array(Tuple(String, String))"
 _LINK_COLUMNS = "ids, min((timestamp, message_id, source_id, kind)) AS ev"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def phone_params(region: str) -> dict[str, str]:
@@ -111,20 +113,59 @@ def insert_links(ch: Client, links: Iterable[Link]) -> None:
         )
 
 
-def links_high_mark(ch: Client) -> datetime:
-    """The newest inserted_at in identity_links (the links watermark a run advances to)."""
-    value: datetime = ch.query("SELECT max(inserted_at) FROM identity_links").result_rows[0][0]
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+_LOG_SPAN = "inserted_at > {a:DateTime64(6, 'UTC')} AND inserted_at <= {u:DateTime64(6, 'UTC')}"
+_NEWEST_LINK = "SELECT max(inserted_at) FROM identity_link_log WHERE inserted_at > {a:DateTime64(6, 'UTC')}"
+_NEW_IDS = (
+    "SELECT DISTINCT arrayJoin(ids) FROM identity_links WHERE link_key IN"
+    f" (SELECT link_key FROM identity_link_log WHERE {_LOG_SPAN})"
+)
+# A component's sets: the frontier looked up by identifier, the sets by key (hasAny: a key collision)
+_BY_IDS = (
+    f"SELECT {_LINK_COLUMNS} FROM identity_links WHERE link_key IN (SELECT link_key FROM identity_link_ids"
+    f" WHERE (identifier_type, identifier_value) IN {{f:{_PAIRS}}}) AND hasAny(ids, {{f:{_PAIRS}}})"
+    " GROUP BY link_key, ids"
+)
+INDEXED_MARK = "identity_links_indexed"
+_INDEX_VIEWS = {"identity_link_ids_mv": "identity_link_ids", "identity_link_log_mv": "identity_link_log"}
+_VIEW_TIMES = (
+    "SELECT min(metadata_modification_time) FROM system.tables"
+    " WHERE database = currentDatabase() AND name IN {n:Array(String)}"
+)
+_BACKFILL = {
+    "identity_link_ids": "SELECT pair.1, pair.2, link_key FROM identity_links ARRAY JOIN ids AS pair WHERE W",
+    "identity_link_log": "SELECT inserted_at, link_key FROM identity_links WHERE W",
+}
+TABLES = ("identity_link_ids", "identity_link_log", "identity_links")
+
+
+def links_high_mark(ch: Client, after: datetime = EPOCH) -> datetime:
+    """The newest inserted_at of the stored sets, `after` when none is newer (a key range read)."""
+    value: datetime = ch.query(_NEWEST_LINK, parameters={"a": after}).result_rows[0][0]
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return max(value, after)
 
 
 def new_link_ids(ch: Client, after: datetime, until: datetime) -> set[Identifier]:
     """Every identifier of the sets stored in (after, until]."""
-    sql = (
-        "SELECT DISTINCT arrayJoin(ids) FROM identity_links "
-        "WHERE inserted_at > {a:DateTime64(6, 'UTC')} AND inserted_at <= {u:DateTime64(6, 'UTC')}"
-    )
-    rows = ch.query(sql, parameters={"a": after, "u": until}).result_rows
+    rows = ch.query(_NEW_IDS, parameters={"a": after, "u": until}).result_rows
     return {Identifier(*pair) for (pair,) in rows}
+
+
+def ensure_indexed(ch: Client, now: datetime) -> int:
+    """Index the sets stored before migration 0012's views existed (an upgrade), once; how many.
+
+    Sets stored since pass through the views; indexing one twice is harmless (a replacing key, a
+    log entry older than any watermark)."""
+    if read_setting(ch, INDEXED_MARK):
+        return 0
+    cutoff = ch.query(_VIEW_TIMES, parameters={"n": list(_INDEX_VIEWS)}).result_rows[0][0]
+    where = "inserted_at <= {c:DateTime64(6, 'UTC')}"
+    count = int(ch.query(f"SELECT count() FROM identity_links WHERE {where}", parameters={"c": cutoff})
+                .result_rows[0][0])  # fmt: skip
+    for table, select in _BACKFILL.items() if count else []:
+        ch.command(f"INSERT INTO {table} {select.replace('W', where)}", parameters={"c": cutoff})
+    write_setting(ch, INDEXED_MARK, str(count), now)
+    return count
 
 
 def all_links(ch: Client) -> list[Link]:
@@ -145,8 +186,7 @@ def component_links(ch: Client, seeds: set[Identifier], rules: Rules, max_nodes:
         seen |= frontier
         if len(seen) > max_nodes:
             return None
-        sql = f"SELECT {_LINK_COLUMNS} FROM identity_links WHERE hasAny(ids, {{f:{_PAIRS}}}) "
-        rows = ch.query(sql + "GROUP BY link_key, ids", parameters={"f": _search_terms(frontier)}).result_rows
+        rows = ch.query(_BY_IDS, parameters={"f": _search_terms(frontier)}).result_rows
         for link in _to_links(rows):
             found[link.ids] = link
         reached = {i for link in found.values() for i in link.ids}
@@ -174,5 +214,14 @@ def _to_links(rows: Iterable[Any]) -> list[Link]:
 
 
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
-    """Erase every identifier set holding one of the person's identifiers (privacy, SPEC §9)."""
-    return {"identity_links": erase(ch, "identity_links", f"hasAny(ids, {PAIRS})", person.params())}
+    """Erase every identifier set holding one of the person's identifiers, and its index rows
+    (privacy, SPEC §9); the index first, while the sets still tell which keys are the person's."""
+    keys = f"link_key IN (SELECT link_key FROM identity_links WHERE hasAny(ids, {PAIRS}))"
+    params = person.params()
+    return {
+        "identity_link_ids": erase(
+            ch, "identity_link_ids", f"{keys} OR (identifier_type, identifier_value) IN {PAIRS}", params
+        ),
+        "identity_link_log": erase(ch, "identity_link_log", keys, params),
+        "identity_links": erase(ch, "identity_links", f"hasAny(ids, {PAIRS})", params),
+    }

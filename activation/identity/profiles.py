@@ -30,31 +30,39 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
-from activation.identity.states import EVENT_STATES, TRAIT_STATES, owned, unowned_pairs
+from activation.identity.states import EVENT_STATES, TRAIT_STATES, owned, scope_of
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
 
+# One pass over the states: sessions from the sorted spans, a new one where a span starts more than
+# 30 minutes after every earlier span ended (acc = (sessions, latest end)).
 _PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
                       is_bot, version, deleted)
-SELECT t.profile_id, t.first, t.last, t.n, s.sessions, t.revenue, t.bot, {v:UInt64} + 1, 0
-FROM (
-    SELECT profile_id, min(first_seen) AS first, max(last_seen) AS last, sum(events) AS n,
-           sum(revenue) AS revenue, sum(bot_ua_events) * 2 > sum(ua_events) AS bot
-    FROM (STATES) GROUP BY profile_id
-) AS t
-INNER JOIN (
-    SELECT profile_id, countIf(toUnixTimestamp64Milli(span.1) - ended > 1800000) AS sessions
-    FROM (
-        SELECT profile_id, span,
-            max(toUnixTimestamp64Milli(span.2)) OVER (PARTITION BY profile_id ORDER BY span.1, span.2
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ended
-        FROM (SELECT profile_id, arrayJoin(sessions) AS span FROM (STATES))
-    )
-    GROUP BY profile_id
-) AS s ON s.profile_id = t.profile_id
+SELECT profile_id, min(first_seen), max(last_seen), sum(events),
+    arrayFold((acc, span) -> (acc.1 + (toUnixTimestamp64Milli(span.1) - acc.2 > 1800000),
+                              greatest(acc.2, toUnixTimestamp64Milli(span.2))),
+              arraySort(groupArrayArray(sessions)), (toUInt64(0), toInt64(0))).1,
+    sum(revenue), sum(bot_ua_events) * 2 > sum(ua_events), {v:UInt64} + 1, 0
+FROM (STATES) GROUP BY profile_id
 """
+
+# Imported / CRM records with the profile holding each: for a scope, by primary key from the
+# scope's record identifiers (bound); for everything, through the mapping.
+_RECORDS_SCOPED = (
+    "SELECT transform(record_id, {r:Array(String)}, {rp:Array(String)}, '') AS profile_id,"
+    " record_id, batch_id, imported_at, traits FROM identity_records FINAL"
+    " WHERE deleted = 0 AND record_id IN {r:Array(String)}"
+)
+_RECORDS_ALL = (
+    "SELECT m.profile_id AS profile_id, r.record_id AS record_id, r.batch_id AS batch_id,"
+    " r.imported_at AS imported_at, r.traits AS traits"
+    " FROM (SELECT record_id, batch_id, imported_at, traits FROM identity_records FINAL"
+    " WHERE deleted = 0) AS r"
+    " INNER JOIN (SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = 'record')"
+    " AS m ON m.identifier_value = r.record_id"
+)
 
 _TRAITS = """
 INSERT INTO profile_traits (profile_id, trait, value, source_id, updated_at, version, deleted)
@@ -62,30 +70,24 @@ SELECT profile_id, trait, argMax(value, ord), argMax(src, ord), max(ord.1), {v:U
 FROM (
     SELECT profile_id, trait, argMaxMerge(value) AS value, argMaxMerge(source_id) AS src, max(ord) AS ord
     FROM (TRAIT_STATES) GROUP BY profile_id, trait
-    UNION ALL
-    SELECT m.profile_id, kv.1, kv.2, concat('import:', r.batch_id), (r.imported_at, r.record_id)
-    FROM (SELECT record_id, batch_id, imported_at, arrayJoin(JSONExtractKeysAndValuesRaw(traits)) AS kv
-          FROM identity_records FINAL WHERE deleted = 0) AS r
-    INNER JOIN (SELECT identifier_value, profile_id FROM identity_current
-                WHERE identifier_type = 'record') AS m
-        ON m.identifier_value = r.record_id
-    WHERE SCOPE
+    RECORD_TRAITS
 )
 GROUP BY profile_id, trait
 """
+_RECORD_TRAITS = """UNION ALL
+    SELECT profile_id, kv.1, kv.2, concat('import:', batch_id), (imported_at, record_id)
+    FROM (SELECT *, arrayJoin(JSONExtractKeysAndValuesRaw(traits)) AS kv FROM (RECORDS))"""
 
 # Profiles known only from imported / CRM records (no events yet) are complete profiles too: the
 # Profile API answers for them. Written after the event-based rows, only where those wrote none.
 _RECORD_PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
                       is_bot, version, deleted)
-SELECT m.profile_id, min(r.imported_at), max(r.imported_at), 0, 0, 0, 0, {v:UInt64} + 1, 0
-FROM (SELECT record_id, imported_at FROM identity_records FINAL WHERE deleted = 0) AS r
-INNER JOIN (SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = 'record') AS m
-    ON m.identifier_value = r.record_id
-WHERE SCOPE
-  AND m.profile_id NOT IN (SELECT profile_id FROM profiles WHERE version = {v:UInt64} + 1 AND deleted = 0)
-GROUP BY m.profile_id
+SELECT profile_id, min(imported_at), max(imported_at), 0, 0, 0, 0, {v:UInt64} + 1, 0
+FROM (RECORDS)
+WHERE profile_id != '' AND profile_id NOT IN
+    (SELECT profile_id FROM profiles WHERE version = {v:UInt64} + 1 AND deleted = 0 AND PSCOPE)
+GROUP BY profile_id
 """
 
 _COMPUTED = """
@@ -115,14 +117,17 @@ def recompute(
 
 
 def _recompute(
-    ch: Client, scope: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
+    ch: Client, ids: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
 ) -> None:
-    owners = {} if scope is None else {"xp": unowned_pairs(ch, scope)}
-    params: dict[str, object] = {"v": version, "p": scope or [], **owners}
-    states, traits = owned(EVENT_STATES, scope), owned(TRAIT_STATES, scope)
-    record_scope = "1" if scope is None else "m.profile_id IN {p:Array(String)}"
-    sql = _TRAITS.replace("TRAIT_STATES", traits).replace("SCOPE", record_scope)
-    ch.command(sql, parameters=params)
+    scope = None if ids is None else scope_of(ch, ids)
+    params: dict[str, object] = {"v": version, **({"p": []} if scope is None else scope.params())}
+    states, traits = owned(EVENT_STATES, ids), owned(TRAIT_STATES, ids)
+    has_records = scope is None or bool(params["r"])
+    records = _RECORDS_ALL if scope is None else _RECORDS_SCOPED
+    record_traits = _RECORD_TRAITS.replace("RECORDS", records) if has_records else ""
+    ch.command(
+        _TRAITS.replace("TRAIT_STATES", traits).replace("RECORD_TRAITS", record_traits), parameters=params
+    )
     for definition in definitions:
         sql = _COMPUTED.replace("STATES", states).replace("AGG", aggregate_sql(definition))
         since = (
@@ -131,9 +136,11 @@ def _recompute(
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
         ch.command(sql, parameters={**params, **extra, "now": now, "since": since})
     ch.command(_PROFILES.replace("STATES", states), parameters=params)  # last: the profile is complete
-    ch.command(_RECORD_PROFILES.replace("SCOPE", record_scope), parameters=params)
+    if has_records:
+        pscope = "1" if scope is None else "profile_id IN {p:Array(String)}"
+        ch.command(_RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)
     for table, cols in _TOMBSTONES.items():
-        _tombstone(ch, table, cols, scope, version)
+        _tombstone(ch, table, cols, ids, version)
 
 
 def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, version: int) -> None:

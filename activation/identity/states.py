@@ -5,12 +5,13 @@ anonymous_id), event name and day, written by materialized views as events are i
 belongs to the profile its user_id is mapped to, else to its anonymous_id's (the attribution of
 `profile_events`). `owned(...)` is the FROM clause of a profile's states: for a scope it looks the
 pairs up by primary key (user ids; anonymous ids with no user id; pairs of an anonymous id whose
-user id is unmapped); only the profile ids and those few pairs are bound (a query's parameters
-travel in its URL), so a tick costs what the touched profiles hold, whatever the history.
+user id is unmapped), from the scope's identifiers read once and bound as parameters (large ones
+travel in the request body), so a tick costs what the touched profiles hold, whatever the history.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
@@ -23,22 +24,15 @@ from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
 TRAIT_STATES = "profile_trait_states"
-# The scope's live identifiers of one type (skip index on profile_id, then the key), as (value, pid).
-_MEMBERS = (
-    "SELECT identifier_value, argMax(profile_id, version) AS pid FROM identity_map"
-    " WHERE identifier_type = '{t}' AND identifier_value IN (SELECT identifier_value FROM identity_map"
-    " WHERE identifier_type = '{t}' AND profile_id IN {{p:Array(String)}})"
-    " GROUP BY identifier_value HAVING argMax(deleted, version) = 0 AND pid IN {{p:Array(String)}}"
-)
-_USERS, _ANONS = _MEMBERS.format(t="user_id"), _MEMBERS.format(t="anonymous_id")
+# The scope's states, found by primary key from its identifiers (bound: resolved once per chunk).
 _SCOPED = (
-    "SELECT if(u.pid != '', u.pid, a.pid) AS profile_id, s.* FROM TABLE AS s"
-    f" LEFT JOIN ({_USERS}) AS u ON u.identifier_value = s.user_id"
-    f" LEFT JOIN ({_ANONS}) AS a ON a.identifier_value = s.anonymous_id"
-    f" WHERE (s.user_id IN (SELECT identifier_value FROM ({_USERS}))"
-    f" OR (s.user_id = '' AND s.anonymous_id IN (SELECT identifier_value FROM ({_ANONS})))"
-    " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))})"
-    " AND if(u.pid != '', u.pid, a.pid) != ''"
+    "SELECT if(s.user_id IN {u:Array(String)},"
+    " transform(s.user_id, {u:Array(String)}, {up:Array(String)}, ''),"
+    " transform(s.anonymous_id, {an:Array(String)}, {ap:Array(String)}, '')) AS profile_id, s.*"
+    " FROM TABLE AS s"
+    " WHERE s.user_id IN {u:Array(String)}"
+    " OR (s.user_id = '' AND s.anonymous_id IN {an:Array(String)})"
+    " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))}"
 )
 _MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}')"
 _ALL = (
@@ -60,10 +54,41 @@ BACKFILL_MARK = "profile_states_backfilled"
 _PAIRS_OF = "SELECT anonymous_id, user_id FROM profile_pairs FINAL WHERE anonymous_id IN {a:Array(String)}"
 
 
-def unowned_pairs(ch: Client, profile_ids: list[str]) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Scope:
+    """Profiles being recomputed and their live identifiers, bound into the queries as parameters."""
+
+    profile_ids: list[str]
+    members: dict[Identifier, str]
+    unowned: list[tuple[str, str]]
+
+    def of_type(self, type_: str) -> tuple[list[str], list[str]]:
+        pairs = sorted((i.value, p) for i, p in self.members.items() if i.type == type_)
+        return [v for v, _ in pairs], [p for _, p in pairs]
+
+    def params(self) -> dict[str, object]:
+        (u, up), (an, ap), (r, rp) = (self.of_type(t) for t in ("user_id", "anonymous_id", "record"))
+        return {
+            "p": self.profile_ids,
+            "u": u,
+            "up": up,
+            "an": an,
+            "ap": ap,
+            "xp": self.unowned,
+            "r": r,
+            "rp": rp,
+        }
+
+
+def scope_of(ch: Client, profile_ids: list[str]) -> Scope:
+    """The scope's identifiers (one read of the mapping) and the pairs it owns through an anonymous id."""
+    members = read_members(ch, profile_ids)
+    return Scope(profile_ids, members, unowned_pairs(ch, members))
+
+
+def unowned_pairs(ch: Client, members: dict[Identifier, str]) -> list[tuple[str, str]]:
     """(user_id, anonymous_id) pairs of the scope's anonymous ids whose user_id is not mapped: they
     belong to the anonymous id's profile (a blocked user id, or one not stitched yet)."""
-    members = read_members(ch, profile_ids)
     users = {i.value for i in members if i.type == "user_id"}
     anons = sorted(i.value for i in members if i.type == "anonymous_id")
     pairs = ch.query(_PAIRS_OF, parameters={"a": anons}).result_rows if anons else []

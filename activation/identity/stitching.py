@@ -61,21 +61,18 @@ class StitchReport:
 
 
 def stitch_incremental(
-    ch: Client,
-    now: datetime,
-    overlap_s: float = 10.0,
-    profile_overlap_s: float = 2.0,
-    max_component: int = 20_000,
+    ch: Client, now: datetime, overlap_s: float = 10.0, max_component: int = 20_000
 ) -> StitchReport:
     """Stitch what arrived since the watermark; falls back to a full run for a huge component."""
     started = time.perf_counter()
-    states.ensure_backfilled(ch, now)
-    mark, links_mark = _read_watermark(ch)
-    since = mark - timedelta(seconds=overlap_s)
+    _prepare(ch, now)
+    mark = _read_watermark(ch)
+    since = mark.since(ch, timedelta(seconds=overlap_s))
+    tail = _tail(ch, now - timedelta(seconds=overlap_s), now)  # before any read of (since, now]
     rules = store.read_rules(ch)
     link_store.extract_links(ch, since, now, rules)
-    links_until = link_store.links_high_mark(ch)
-    seeds = link_store.new_link_ids(ch, links_mark, links_until)
+    links_until = link_store.links_high_mark(ch, mark.links)
+    seeds = link_store.new_link_ids(ch, mark.links, links_until) if links_until > mark.links else set()
     links = link_store.component_links(ch, seeds, rules, max_component) if seeds else []
     if links is None:
         return stitch_full(ch, now)
@@ -83,28 +80,27 @@ def stitch_incremental(
     old = store.read_mapping(ch, _candidates(links))
     version = store.run_version()
     written = store.write_mapping(ch, old, stitched.mapping, version + 1)
-    changed = _changed_profiles(old, stitched.mapping)
     store.write_outcomes(ch, stitched, set(old.values()) | set(stitched.mapping.values()), version + 1)
-    window = {"since": mark - timedelta(seconds=profile_overlap_s), "until": now}
-    scope = changed | {r[0] for r in ch.query(_WINDOW_PROFILES, parameters=window).result_rows}
+    window = {"since": since, "until": now}
+    scope = _changed_profiles(old, stitched.mapping) | _window_profiles(ch, window)
     definitions = store.read_definitions(ch)
-    if mark.date() != now.date():
+    if mark.events.date() != now.date():
         scope |= _windowed_holders(ch, definitions)
     profiles.recompute(ch, sorted(scope), version, now, definitions)
-    _write_watermark(ch, now, links_until)
+    _write_watermark(ch, _Watermark(now, links_until, tail, overlap_s))
     report = _report("incremental", links, stitched, written, len(scope), started)
+    changed = _changed_ids(old, stitched.mapping)
+    newest = _newest(ch, window)
     return replace(
-        report,
-        changed_profiles=frozenset(scope),
-        changed_identifiers=_changed_ids(old, stitched.mapping),
-        newest_event_at=_newest(ch, window),
+        report, changed_profiles=frozenset(scope), changed_identifiers=changed, newest_event_at=newest
     )
 
 
-def stitch_full(ch: Client, now: datetime) -> StitchReport:
+def stitch_full(ch: Client, now: datetime, overlap_s: float = 10.0) -> StitchReport:
     """Restitch every link (after a rules change, an unmerge of many, or a huge component)."""
     started = time.perf_counter()
-    states.ensure_backfilled(ch, now)
+    _prepare(ch, now)
+    tail = _tail(ch, now - timedelta(seconds=overlap_s), now)
     rules = store.read_rules(ch)
     link_store.extract_links(ch, EPOCH, now, rules)
     links_until = link_store.links_high_mark(ch)
@@ -115,7 +111,7 @@ def stitch_full(ch: Client, now: datetime) -> StitchReport:
     written = store.write_mapping(ch, old, stitched.mapping, version + 1)
     store.write_outcomes(ch, stitched, None, version + 1)
     profiles.recompute(ch, None, version, now, store.read_definitions(ch))
-    _write_watermark(ch, now, links_until)
+    _write_watermark(ch, _Watermark(now, links_until, tail, overlap_s))
     return _report("full", links, stitched, written, len(set(stitched.mapping.values())), started)
 
 
@@ -177,18 +173,56 @@ def _changed_ids(old: dict[Identifier, str], new: dict[Identifier, str]) -> froz
     return frozenset({i for i, p in new.items() if old.get(i) != p} | {i for i in old if i not in new})
 
 
-def _read_watermark(ch: Client) -> tuple[datetime, datetime]:
-    """Events: inserted_at already read (re-read with an overlap). Links: inserted_at already stitched."""
+@dataclass(frozen=True)
+class _Watermark:
+    """Events read up to `events`; stored sets stitched up to `links`. `tail` fingerprints (count,
+    hash sum) the events of (events - overlap_s, events] as the run that wrote it saw them first."""
+
+    events: datetime
+    links: datetime
+    tail: tuple[int, int] | None = None
+    overlap_s: float = 0.0
+
+    def since(self, ch: Client, overlap: timedelta) -> datetime:
+        """Where this run reads from: the mark itself when no event has since appeared behind it
+        (an insert still in flight then), else the mark minus the overlap."""
+        if self.events == EPOCH:
+            return EPOCH
+        same = self.tail is not None and overlap.total_seconds() == self.overlap_s
+        if same and _tail(ch, self.events - overlap, self.events) == self.tail:
+            return self.events
+        return self.events - overlap
+
+
+def _tail(ch: Client, since: datetime, until: datetime) -> tuple[int, int]:
+    sql = f"SELECT count(), sum(cityHash64(source_id, message_id)) FROM events WHERE {_SPAN}"
+    count, digest = ch.query(sql, parameters={"since": since, "until": until}).result_rows[0]
+    return int(count), int(digest)
+
+
+def _prepare(ch: Client, now: datetime) -> None:
+    """One-time upgrades: aggregate states and the identity-set index for data stored before them."""
+    states.ensure_backfilled(ch, now)
+    link_store.ensure_indexed(ch, now)
+
+
+def _window_profiles(ch: Client, window: dict[str, datetime]) -> set[str]:
+    return {str(r[0]) for r in ch.query(_WINDOW_PROFILES, parameters=window).result_rows}
+
+
+def _read_watermark(ch: Client) -> _Watermark:
     raw = store.read_setting(ch, WATERMARK_KEY)
     if not raw:
-        return EPOCH, EPOCH
+        return _Watermark(EPOCH, EPOCH)
     doc = orjson.loads(raw)
-    return datetime.fromisoformat(doc["events"]), datetime.fromisoformat(doc.get("links", EPOCH.isoformat()))
+    links = datetime.fromisoformat(doc.get("links", EPOCH.isoformat()))
+    tail = tuple(doc["tail"]) if "tail" in doc else None
+    return _Watermark(datetime.fromisoformat(doc["events"]), links, tail, float(doc.get("overlap_s", 0)))
 
 
-def _write_watermark(ch: Client, now: datetime, links_until: datetime) -> None:
-    doc = {"events": now.isoformat(), "links": links_until.isoformat()}
-    store.write_setting(ch, WATERMARK_KEY, orjson.dumps(doc).decode(), now)
+def _write_watermark(ch: Client, mark: _Watermark) -> None:
+    doc = {"events": mark.events.isoformat(), "links": mark.links.isoformat(), "overlap_s": mark.overlap_s}
+    store.write_setting(ch, WATERMARK_KEY, orjson.dumps({**doc, "tail": mark.tail}).decode(), mark.events)
 
 
 def _report(
