@@ -49,6 +49,7 @@ bench: $(DEV_STAMP)
 	./bench/install-wrk.sh
 	$(BIN)/python -m bench.collector
 	$(BIN)/python -m activation.identity.bench
+	$(BIN)/python -m activation.profiles_api.bench
 	$(BIN)/python -m activation.identity.tick_bench
 	$(BIN)/python -m activation.audiences.bench
 	$(BIN)/python -m activation.connections.bench

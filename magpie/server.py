@@ -30,7 +30,6 @@ from activation.connections.routes import routes as connection_routes
 from activation.crm.routes import routes as crm_routes
 from activation.crm.sources import CrmSourceSettings
 from activation.identity import admin as identity_admin
-from activation.identity import api as identity_api
 from activation.identity.cache import ProfileCache
 from activation.identity.jobs import stitch_status
 from activation.maintenance import HEARTBEAT_KEY
@@ -40,6 +39,7 @@ from activation.privacy.registry import ACTIVATION_PATHS, ForgetPath, by_pairs, 
 from activation.privacy.routes import routes as privacy_routes
 from activation.privacy.suppressions import hash_key as suppression_hash_key
 from activation.privacy.wiring import PrivacyWiring
+from activation.profiles_api.routes import routes as profile_routes
 from activation.services import Services
 from activation.sync.context import SyncContext
 from activation.sync.routes import routes as sync_routes
@@ -231,6 +231,7 @@ class App:
             return await stitch_status(services.redis)
 
         sync = SyncContext(services.db, tokens, services.secret_key, services.allow, services.enqueue)
+        sync.redis = services.redis  # destinations' freshness
         cache = ProfileCache(services.redis)
         ch = services.ch
         return [
@@ -239,7 +240,7 @@ class App:
             *privacy_routes(services, tokens, self.privacy),
             *connection_routes(services, tokens),
             *crm_routes(services, tokens),
-            *identity_api.routes(lambda: ch, enqueue_identity, require, cache),
+            *profile_routes(lambda: ch, enqueue_identity, require, cache),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),
         ]

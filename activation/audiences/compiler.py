@@ -5,7 +5,7 @@ The SQL text is assembled only from this module's fragments and the allow-listed
 The universe is the live, non-bot rows of `profiles`; each condition is a test on that row:
 
 - trait: `profile_id IN` the newest, non-deleted `profile_traits` rows passing the value test;
-- event: events (bots skipped) mapped to a profile through `identity_map` — by `user_id` when it
+- event: events (bots skipped) mapped to a profile by `identity.resolve` — by `user_id` when it
   is mapped, else by `anonymous_id` — counted per profile; a count test that holds for zero
   events (`< 3`, `= 0`) is compiled as `NOT IN` the profiles whose count fails it;
 - computed: a comparison on the `profiles` column for a built-in trait; for a user-defined one, on
@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activation.audiences.codec import parse_time
+from activation.audiences.current import members_sql
 from activation.audiences.predicates import Params, column_test, holds, json_test
 from activation.audiences.tree import (
     COMPUTED,
@@ -36,12 +37,9 @@ from activation.audiences.tree import (
     Or,
     Trait,
 )
+from activation.identity.resolve import resolved
 
 _TIME = "DateTime64(3, 'UTC')"
-_MAPPING = (
-    "SELECT identifier_value, profile_id FROM identity_map FINAL"
-    " WHERE identifier_type = '{kind}' AND deleted = 0"
-)
 _SCOPE_IDS = "{column} IN (SELECT identifier_value FROM identity_map FINAL WHERE identifier_type = '{column}'"
 _USER_COMPUTED = (
     "SELECT profile_id FROM profile_computed_traits FINAL WHERE {scope}name = {name} AND deleted = 0"
@@ -49,10 +47,6 @@ _USER_COMPUTED = (
 )
 _KIND_FILTER = {"event": "event = {name}", "page": "type = 'page' AND name = {name}"}
 _KIND_FILTER["screen"] = "type = 'screen' AND name = {name}"
-_CURRENT_MEMBERS = (
-    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {audience}{scope}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
-)
 
 
 def compile_audience(
@@ -158,7 +152,7 @@ class Compiler:
         key = self.params.bind(leaf.audience, "String")
         audience = f"(SELECT any(id) FROM audiences FINAL WHERE key = {key} AND deleted = 0)"
         scope = f" AND profile_id{self.scope}" if self.scope else ""
-        return _CURRENT_MEMBERS.format(audience=audience, scope=scope)
+        return members_sql(audience, scope)
 
     def event(self, leaf: Event) -> str:
         bound = self.params.bind(leaf.count.value, "UInt64")
@@ -171,23 +165,13 @@ class Compiler:
     def event_counts(self, leaf: Event, having: str = "") -> str:
         """(profile_id, n): profiles with matching events and how many, filtered by `having`.
 
-        Events are mapped one by one (ANY LEFT JOIN: the FINAL mapping has one row per
-        identifier), then counted per profile; profiles without matching events are absent."""
+        Events are mapped to profiles by identity.resolve (scoped: only these events' identifiers
+        are looked up; unscoped: the whole mapping joined once), then counted per profile; profiles
+        without matching events are absent."""
         raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
-        users, anons = _MAPPING.format(kind="user_id"), _MAPPING.format(kind="anonymous_id")
-        if self.scope:  # only the mapping of these events' identifiers (primary key), not all of it
-            users += f" AND identifier_value IN (SELECT user_id FROM ({raw}))"
-            anons += f" AND identifier_value IN (SELECT anonymous_id FROM ({raw}))"
-        mapped = (
-            "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id"
-            f" FROM ({raw}) AS e"
-            f" ANY LEFT JOIN ({users}) AS u"
-            " ON e.user_id = u.identifier_value"
-            f" ANY LEFT JOIN ({anons}) AS a"
-            " ON e.anonymous_id = a.identifier_value"
-        )
+        mapped = resolved(raw, narrow=bool(self.scope))
         scope = f" AND profile_id{self.scope}" if self.scope else ""
-        condition = f"profile_id != ''{scope}" + (f" AND {having}" if having else "")
+        condition = "1" + scope + (f" AND {having}" if having else "")
         return f"SELECT profile_id, count() AS n FROM ({mapped}) GROUP BY profile_id HAVING {condition}"
 
     def event_filters(self, leaf: Event) -> list[str]:

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.audiences import freshness, store
 from activation.audiences.compiler import compile_audience, sql_time
+from activation.audiences.current import members_sql
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
 from activation.privacy.person import PROFILES
@@ -35,10 +36,7 @@ _SNAPSHOT = (
     "INSERT INTO audience_snapshots (audience_id, computed_at, profile_id)"
     f" SELECT {{aid:String}}, {{at:{_TIME}}}, profile_id FROM ({{select}})"
 )
-CURRENT = (
-    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
-)
+CURRENT = members_sql()
 _FRESH = (
     "SELECT profile_id FROM audience_snapshots"
     f" WHERE audience_id = {{aid:String}} AND computed_at = {{at:{_TIME}}}"

@@ -28,7 +28,7 @@ from activation.audiences.responses import (
 )
 from activation.audiences.tree import Node
 from activation.identity.identifiers import parse_identifier
-from activation.identity.reads import lookup
+from activation.identity.lookup import lookup
 
 SAMPLE_SIZE = 20
 

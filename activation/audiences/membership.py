@@ -13,18 +13,15 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from activation.audiences.compiler import sql_time
+from activation.audiences.current import members_sql, memberships_sql
 from activation.audiences.limits import select
 
 _TIME = "DateTime64(3, 'UTC')"
 _MEMBERS = (
-    "SELECT profile_id FROM audience_membership_changes"
-    " WHERE audience_id = {aid:String} AND profile_id > {after:String}{until}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered' ORDER BY profile_id LIMIT {limit:UInt32}"
+    members_sql(where=" AND profile_id > {after:String}{until}") + " ORDER BY profile_id LIMIT {limit:UInt32}"
 )
-_COUNT = (
-    "SELECT count() FROM (SELECT profile_id FROM audience_membership_changes"
-    " WHERE audience_id = {aid:String}{until} GROUP BY profile_id HAVING argMax(change, at) = 'entered')"
-)
+_COUNT = f"SELECT count() FROM ({members_sql(where='{until}')})"
+_IS_MEMBER = f"SELECT count() > 0 FROM ({members_sql(where=' AND profile_id = {pid:String}')})"
 _DIFF = (
     "SELECT profile_id, argMax(change, at) AS change FROM audience_membership_changes"
     f" WHERE audience_id = {{aid:String}} AND at > {{since:{_TIME}}} AND at <= {{until:{_TIME}}}"
@@ -38,13 +35,7 @@ _RUNS = (
     "SELECT audience_id, computed_at, members, entered, exited, duration_ms FROM audience_runs"
     " WHERE audience_id = {aid:String} ORDER BY computed_at DESC LIMIT {limit:UInt32}"
 )
-_PROFILE = (
-    "SELECT c.audience_id, a.key, a.name, c.since FROM"
-    " (SELECT audience_id, argMax(change, at) AS last, max(at) AS since FROM audience_membership_changes"
-    " WHERE profile_id = {pid:String} GROUP BY audience_id HAVING last = 'entered') AS c"
-    " INNER JOIN (SELECT id, key, name FROM audiences FINAL WHERE deleted = 0) AS a ON a.id = c.audience_id"
-    " ORDER BY a.key"
-)
+
 _DUE = (
     "SELECT a.id FROM (SELECT id, schedule_every_s FROM audiences FINAL"
     " WHERE deleted = 0 AND enabled = 1 AND schedule_every_s > 0) AS a"
@@ -67,11 +58,7 @@ def members(
 
 def is_member(ch: Client, audience_id: str, profile_id: str) -> bool:
     """Whether the profile is a member as of the audience's latest computation."""
-    sql = (
-        "SELECT argMax(change, at) = 'entered' FROM audience_membership_changes"
-        " WHERE audience_id = {aid:String} AND profile_id = {pid:String} GROUP BY profile_id"
-    )
-    rows = select(ch, sql, {"aid": audience_id, "pid": profile_id})
+    rows = select(ch, _IS_MEMBER, {"aid": audience_id, "pid": profile_id})
     return bool(rows and rows[0][0])
 
 
@@ -116,8 +103,17 @@ def runs(ch: Client, audience_id: str, limit: int = 20) -> list[dict[str, Any]]:
 
 def profile_audiences(ch: Client, profile_id: str) -> list[dict[str, Any]]:
     """The live audiences a profile is in now (for the Profile API), with the time it entered."""
-    rows = select(ch, _PROFILE, {"pid": profile_id})
+    rows = select(ch, profile_audiences_sql("{pid:String}"), {"pid": profile_id})
     return [{"id": r[0], "key": r[1], "name": r[2], "entered_at": r[3]} for r in rows]
+
+
+def profile_audiences_sql(profile: str) -> str:
+    """(audience_id, key, name, since) of the live audiences `profile` (an SQL expression) is in now."""
+    return (
+        f"SELECT c.audience_id, a.key, a.name, c.since FROM ({memberships_sql(f'[{profile}]')}) AS c"
+        " INNER JOIN (SELECT id, key, name FROM audiences FINAL WHERE deleted = 0) AS a"
+        " ON a.id = c.audience_id ORDER BY a.key"
+    )
 
 
 def due(ch: Client, now: datetime, tick_s: float = 0) -> list[str]:

@@ -21,16 +21,14 @@ from clickhouse_connect.driver.client import Client
 
 from activation.audiences.compiler import compile_audience, sql_time
 from activation.audiences.computation import RUN_COLUMNS, run_time
+from activation.audiences.current import members_sql
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
 from activation.audiences.tree import Event, leaves, referenced_audiences
 
 STREAMING, BATCH = "streaming", "batch"
 _TIME = "DateTime64(3, 'UTC')"
-_SCOPED_CURRENT = (
-    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
-    " AND profile_id IN {scope:Array(String)} GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
-)
+_SCOPED_CURRENT = members_sql(where=" AND profile_id IN {scope:Array(String)}")
 _CHANGES = (
     "INSERT INTO audience_membership_changes (audience_id, profile_id, change, at)"
     f" SELECT {{aid:String}}, profile_id, 'entered', {{at:{_TIME}}} FROM ({{select}})"
@@ -42,10 +40,7 @@ _COUNTS = (
     "SELECT countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
     f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
 )
-_MEMBERS = (
-    "SELECT count() FROM (SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered')"
-)
+_MEMBERS = f"SELECT count() FROM ({members_sql()})"
 
 
 @dataclass(frozen=True)

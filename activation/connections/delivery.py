@@ -27,6 +27,7 @@ from activation.destinations.base import Credentials
 from activation.destinations.events import EVENT_REGISTRY
 from activation.services import Services
 from activation.services import of as services_of
+from activation.sync import freshness
 from activation.sync.limits import DestinationLock, LockBusy
 from activation.sync.redact import RedactingClient, Redactor
 from activation.sync.store import DestinationRecord
@@ -133,6 +134,9 @@ async def record_tally(services: Services, record: DestinationRecord, tally: Tal
     await letters.add(services.db, record.id, tally.refused)
     redis = services.redis
     await queue.count(redis, "delivered", tally.delivered)
+    await freshness.record_delivery(
+        redis, services.metrics, record.id, [e.inserted_at_ms for e in tally.delivered]
+    )
     await queue.count(redis, "failed", tally.failed)
     await queue.count(redis, "skipped", tally.skipped)
     await queue.count(redis, "dead_lettered", [e for e, _ in tally.refused])

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from activation.audiences.current import members_sql
 from activation.crm import trait_values
 from activation.destinations import Member, SendResult
 from activation.destinations.trait_mapping import read_mapping
@@ -22,8 +23,7 @@ from activation.sync.runner import SyncJob
 
 _POPULATION = (
     "SELECT profile_id FROM ("
-    " SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
+    f" {members_sql()}"
     " UNION DISTINCT SELECT DISTINCT profile_id FROM crm_trait_state WHERE destination_id = {did:String}"
     ") WHERE profile_id > {after:String} AND profile_id NOT IN ("
     " SELECT profile_id FROM sync_state WHERE destination_id = {did:String} AND audience_id = {aid:String}"

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from activation.audiences.current import memberships_sql
 from activation.db import Database
 from activation.destinations.base import JSONValue
 
@@ -30,9 +31,7 @@ _BUILT_INS = (
     " GROUP BY profile_id HAVING argMax(deleted, version) = 0"
 )
 _MEMBERSHIPS = (
-    "SELECT a.key, m.profile_id FROM (SELECT audience_id, profile_id FROM audience_membership_changes"
-    " WHERE profile_id IN {p:Array(String)} GROUP BY audience_id, profile_id"
-    " HAVING argMax(change, at) = 'entered')"
+    f"SELECT a.key, m.profile_id FROM ({memberships_sql('{p:Array(String)}')})"
     " AS m INNER JOIN (SELECT id, key FROM audiences FINAL WHERE deleted = 0) AS a ON a.id = m.audience_id"
 )
 _CONFIRMED = (

@@ -15,6 +15,14 @@ from activation.identity.identifiers import Identifier
 
 PREFIX = "magpie:profile"
 GENERATION_KEY = f"{PREFIX}:generation"
+# KEYS[1] the generation key; ARGV: the prefix and the identifier key's suffix (layout of _id_key/_doc_key)
+_GET = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+local base = ARGV[1] .. ':' .. gen .. ':'
+local pid = redis.call('GET', base .. ARGV[2])
+if not pid then return false end
+return redis.call('GET', base .. 'doc:' .. pid)
+"""
 
 
 class ProfileCache:
@@ -27,12 +35,10 @@ class ProfileCache:
         return value.decode() if isinstance(value, bytes) else str(value or "0")
 
     async def get(self, identifier: Identifier) -> bytes | None:
-        """The cached document for an identifier, or None."""
-        gen = await self._generation()
-        profile_id = await self.redis.get(_id_key(gen, identifier))
-        if profile_id is None:
-            return None
-        document: bytes | None = await self.redis.get(_doc_key(gen, _text(profile_id)))
+        """The cached document for an identifier, or None: one round trip (generation, identifier's
+        profile id, then its document, looked up inside Redis by a script)."""
+        suffix = f"id:{identifier.type}:{identifier.value}"
+        document: bytes | None = await self.redis.eval(_GET, 1, GENERATION_KEY, PREFIX, suffix)
         return document
 
     async def put(self, identifier: Identifier, profile_id: str, document: bytes) -> None:
@@ -60,5 +66,3 @@ def _doc_key(gen: str, profile_id: str) -> str:
     return f"{PREFIX}:{gen}:doc:{profile_id}"
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -12,10 +12,8 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
-_MAPPED = (
-    "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}'"
-    " AND identifier_value IN (SELECT {t} FROM ({events})))"
-)
+_MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}'{only})"
+_ONLY = " AND identifier_value IN (SELECT {t} FROM ({events}))"
 _KIND = {
     "event": "event = {name:String}",
     "page": "type = 'page' AND name = {name:String}",
@@ -27,10 +25,12 @@ _IN_SPAN = (
 )
 
 
-def resolved(events_sql: str) -> str:
-    """SELECT profile_id, e.* over `events_sql` (which selects user_id and anonymous_id)."""
-    users = _MAPPED.format(t="user_id", events=events_sql)
-    anons = _MAPPED.format(t="anonymous_id", events=events_sql)
+def resolved(events_sql: str, narrow: bool = True) -> str:
+    """SELECT profile_id, e.* over `events_sql` (which selects user_id and anonymous_id).
+
+    `narrow` looks up only the selected events' identifiers (events_sql runs three times); without it
+    the whole mapping is joined once — cheaper when the events selected are most of the table."""
+    users, anons = (_mapping(t, events_sql, narrow) for t in ("user_id", "anonymous_id"))
     return (
         "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id, e.*"
         f" FROM ({events_sql}) AS e"
@@ -38,6 +38,11 @@ def resolved(events_sql: str) -> str:
         f" LEFT JOIN {anons} AS a ON a.identifier_value = e.anonymous_id"
         " WHERE profile_id != ''"
     )
+
+
+def _mapping(column: str, events_sql: str, narrow: bool) -> str:
+    only = _ONLY.format(t=column, events=events_sql) if narrow else ""
+    return _MAPPED.format(t=column, only=only)
 
 
 def profiles_of_events(ch: Client, kind: str, name: str, since: datetime, until: datetime) -> set[str]:

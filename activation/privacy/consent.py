@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from activation.identity.resolve import resolved
+
 CONSENT_DEFAULTS = ("allow", "deny")
 _SIGNALS = (
     "SELECT profile_id, consent AS prefs, timestamp AS at FROM profile_events"
@@ -40,15 +42,11 @@ _REFUSED = (
     " HAVING argMax(JSONExtractBool(prefs, {{cat:String}}), at) = 0"
 )
 _RECORDED = "SELECT DISTINCT profile_id FROM ({signals})"
-_LATEST = (
-    "SELECT prefs, at FROM ("
-    " SELECT consent AS prefs, timestamp AS at FROM profile_events"
-    " WHERE profile_id = {p:String} AND consent != ''"
-    " ORDER BY timestamp DESC LIMIT 1"
-    " UNION ALL"
-    " SELECT value AS prefs, updated_at AS at FROM profile_traits FINAL"
-    " WHERE profile_id = {p:String} AND trait = 'consent' AND deleted = 0"
-    ") ORDER BY at DESC LIMIT 1"
+_IDS_OF = "SELECT identifier_value FROM identity_map WHERE profile_id = {p} AND identifier_type = '{t}'"
+_OWN_EVENTS = (
+    "SELECT user_id, anonymous_id, consent, timestamp FROM events WHERE consent != ''"
+    f" AND (user_id IN ({_IDS_OF.replace('{t}', 'user_id')})"
+    f" OR anonymous_id IN ({_IDS_OF.replace('{t}', 'anonymous_id')}))"
 )
 
 
@@ -81,12 +79,30 @@ def desired_sql(members_sql: str, category: str, default: str) -> str:
     return members_sql
 
 
+def latest_sql(profile: str) -> str:
+    """(prefs, at) of the newest consent signal of `profile` (an SQL expression: a bound parameter, or
+    an alias the caller's query defines). Only the events of the profile's identifiers are read (the
+    bloom filter indexes), each resolved to its profile by the one rule (identity.resolve)."""
+    events = resolved(_OWN_EVENTS.format(p=profile))
+    return (
+        "SELECT prefs, at FROM ("
+        f" SELECT consent AS prefs, timestamp AS at FROM ({events}) WHERE profile_id = {profile}"
+        " ORDER BY timestamp DESC LIMIT 1"
+        " UNION ALL"
+        " SELECT value AS prefs, updated_at AS at FROM profile_traits FINAL"
+        f" WHERE profile_id = {profile} AND trait = 'consent' AND deleted = 0"
+        ") ORDER BY at DESC LIMIT 1"
+    )
+
+
 def latest_consent(ch: Client, profile_id: str) -> dict[str, Any] | None:
     """{"categoryPreferences": {...}, "updated_at": ...} of the newest signal, None without one."""
-    rows = ch.query(_LATEST, parameters={"p": profile_id}).result_rows
-    if not rows:
-        return None
-    raw, at = rows[0]
+    rows = ch.query(latest_sql("{p:String}"), parameters={"p": profile_id}).result_rows
+    return consent_of(*rows[0]) if rows else None
+
+
+def consent_of(raw: str, at: Any) -> dict[str, Any] | None:
+    """The API shape of one signal; None when its preferences are not a JSON object."""
     try:
         preferences = orjson.loads(raw)
     except orjson.JSONDecodeError:

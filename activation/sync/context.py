@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from activation.admin.auth import TokenStore
 from activation.db import Database
@@ -26,6 +27,7 @@ class SyncContext:
     resolve: Resolve = system_resolve
     http: SessionFactory = default_session
     request_timeout_s: float = 15.0
+    redis: Any = None  # redis.asyncio.Redis: destinations' freshness (sync/freshness.py)
 
     def store(self) -> DestinationStore:
         return DestinationStore(self.db, CredentialCipher(self.secret_key))

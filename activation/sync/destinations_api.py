@@ -22,6 +22,7 @@ from activation.admin.cursor import decode_cursor, encode_cursor
 from activation.admin.errors import ApiError, json_body, json_response, not_found, page_limit
 from activation.destinations import REGISTRY, Credentials, DestinationError, SupportsConnectionTest
 from activation.net import UnsafeDestination, check_url
+from activation.sync import freshness
 from activation.sync.context import SyncContext
 from activation.sync.crypto import CredentialsUnreadable
 from activation.sync.redact import RedactingClient, Redactor
@@ -105,7 +106,9 @@ async def update(ctx: SyncContext, request: Request) -> Response:
 
 
 async def read(ctx: SyncContext, request: Request) -> Response:
-    return json_response((await _load(ctx.store(), request.path_params["id"])).public())
+    record = await _load(ctx.store(), request.path_params["id"])
+    lag = await freshness.read(ctx.redis, record.id) if ctx.redis is not None else None
+    return json_response({**record.public(), "freshness": lag})
 
 
 async def delete(ctx: SyncContext, request: Request) -> Response:

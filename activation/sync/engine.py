@@ -25,6 +25,7 @@ from activation.privacy.consent import consent_default
 from activation.retry import RetryLater
 from activation.services import Services, SessionFactory
 from activation.services import of as services_of
+from activation.sync import freshness
 from activation.sync.crypto import CredentialCipher
 from activation.sync.delivery import Delivery, Sleep
 from activation.sync.limits import DestinationLock, LockBusy, RateLimiter
@@ -137,7 +138,10 @@ async def _sync(
             run=SyncRun(new_run_id(), record.id, audience_id, trigger),
             split_sends=deps.settings.split_sends_per_run,
         )
-        count(deps.metrics, record.type, await job.execute())
+        newest = await freshness.newest_event_of_audience(deps.db, audience_id)
+        run = await job.execute()
+        count(deps.metrics, record.type, run)
+        await freshness.record_sync(deps.redis, deps.metrics, record.id, newest, run.status)
         return job.summary()
 
 

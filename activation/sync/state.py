@@ -17,6 +17,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from activation.audiences.current import members_sql
 from activation.db import Database
 from activation.privacy.consent import desired_sql
 from activation.privacy.person import PROFILES
@@ -24,10 +25,7 @@ from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
 
 STATE_COLUMNS = ("destination_id", "audience_id", "profile_id", "status", "run_id", "updated_at", "version")
-_CURRENT = (
-    "SELECT profile_id FROM audience_membership_changes WHERE audience_id = {aid:String}"
-    " GROUP BY profile_id HAVING argMax(change, at) = 'entered'"
-)
+_CURRENT = members_sql()
 _STATUS = (
     "SELECT profile_id FROM sync_state WHERE destination_id = {did:String} AND audience_id = {aid:String}"
     " GROUP BY profile_id HAVING has({statuses:Array(String)}, toString(argMax(status, version)))"

@@ -27,7 +27,16 @@ from activation.audiences.tree import (
 from tests.activation.audiences.audience_cases import HOSTILE, cases
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-TABLES = {"profiles", "profile_traits", "events", "identity_map", "audience_membership_changes", "audiences"}
+# identity_current: the view of identity_map (newest mapping per identifier) that identity.resolve reads
+TABLES = {
+    "profiles",
+    "profile_traits",
+    "events",
+    "identity_map",
+    "identity_current",
+    "audience_membership_changes",
+    "audiences",
+}
 _CASES = cases()
 
 
@@ -128,7 +137,7 @@ def test_example_compiles_to_bound_parameters() -> None:
     }
     for placeholder in ("{p1:String}", "{p2:DateTime64(3, 'UTC')}", "{p4:Float64}", "{p0:UInt64}"):
         assert placeholder in sql
-    assert "is_bot = 0" in sql and "identity_map FINAL" in sql and "profile_traits FINAL" in sql
+    assert "is_bot = 0" in sql and "identity_current" in sql and "profile_traits FINAL" in sql
 
 
 def test_counts_that_hold_for_zero_events_select_profiles_without_events() -> None:

@@ -11,7 +11,7 @@ from activation.audiences import membership, streaming
 from activation.audiences.parser import parse
 from activation.audiences.store import Audience
 from activation.identity.identifiers import Identifier
-from activation.identity.reads import lookup
+from activation.identity.lookup import lookup
 from activation.identity.resolve import profiles_of_events
 from activation.identity.stitching import stitch_incremental
 from tests.activation.identity.conftest import BASE, World

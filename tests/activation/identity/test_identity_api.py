@@ -15,9 +15,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from activation.identity import admin, api, store
+from activation.identity import admin, store
+from activation.identity.http import error
 from activation.identity.jobs import STATUS_KEY, identity_stitch, stitch_status
 from activation.identity.stitching import stitch_incremental
+from activation.profiles_api import routes as api
 from tests.activation.identity.conftest import World
 from tests.services import job_ctx
 
@@ -27,8 +29,8 @@ TOKENS = {"reader": {"profiles:read"}, "root": {"admin", "profiles:read"}}
 async def require(request: Request, scope: str) -> Response | None:
     token = request.headers.get("authorization", "").removeprefix("Bearer ")
     if token not in TOKENS:
-        return api.error(401, "unauthorized", "missing or unknown token")
-    return None if scope in TOKENS[token] else api.error(403, "forbidden", f"needs scope {scope}")
+        return error(401, "unauthorized", "missing or unknown token")
+    return None if scope in TOKENS[token] else error(403, "forbidden", f"needs scope {scope}")
 
 
 @pytest.fixture

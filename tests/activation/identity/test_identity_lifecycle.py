@@ -7,14 +7,16 @@ from typing import Any
 
 import orjson
 
-from activation.identity import reads, store
+from activation.identity import store
 from activation.identity.computed import ComputedTrait
 from activation.identity.identifiers import Identifier, normalise_email, normalise_phone
 from activation.identity.links import IDS_SQL, phone_params
+from activation.identity.lookup import lookup
 from activation.identity.proposals import decide, import_records, list_proposals
 from activation.identity.records import parse_records
 from activation.identity.stitching import stitch_full, stitch_incremental
 from activation.identity.unmerge import unmerge
+from activation.profiles_api import history, reads
 from tests.activation.identity.conftest import World
 
 
@@ -67,8 +69,8 @@ def test_history_belongs_to_the_profile_once_linked(world: World) -> None:
     assert computed["first_seen"].startswith("2026-01-01 00:00:00")
     sql = "SELECT count() FROM profile_events WHERE profile_id = {p:String}"
     assert world.ch.query(sql, parameters={"p": profile}).result_rows[0][0] == 5
-    events, cursor = reads.profile_events(world.ch, profile, "", 3)
-    rest, end = reads.profile_events(world.ch, profile, cursor or "", 3)
+    events, cursor = history.profile_events(world.ch, profile, "", 3)
+    rest, end = history.profile_events(world.ch, profile, cursor or "", 3)
     assert [e["timestamp"] for e in events + rest] == sorted(
         (e["timestamp"] for e in events + rest), reverse=True
     )
@@ -112,7 +114,7 @@ def test_unmerge_by_ledger_entry_splits_and_stays_split(world: World) -> None:
     )
     stitch_incremental(world.ch, now())
     profile = world.profile_of("user_id", world.id("u1"))
-    ledger = reads.profile_identities(world.ch, profile)["merges"]
+    ledger = history.profile_identities(world.ch, profile)["merges"]
     wrong = next(m for m in ledger if m["a"]["type"] == "user_id" and m["b"]["value"] == world.id("a2"))
     result = unmerge(world.ch, profile, {"ledger_id": wrong["ledger_id"], "reason": "shared laptop"}, now())
     assert len(result["profiles"]) == 2
@@ -252,7 +254,7 @@ class _Watched:
 
     def _after_write(self) -> None:
         for identifier in self.watched:
-            profile_id = reads.lookup(self.ch, identifier)
+            profile_id = lookup(self.ch, identifier)
             if profile_id:
                 self.seen.append(reads.profile_document(self.ch, profile_id)["traits"])
 
@@ -279,5 +281,5 @@ def test_the_profile_api_never_sees_a_half_written_profile(world: World) -> None
     stitch_incremental(client, now())  # type: ignore[arg-type]
     assert client.seen, "the watcher never read a profile"
     assert all(traits for traits in client.seen), client.seen
-    final = reads.profile_document(world.ch, reads.lookup(world.ch, watched[1]))
+    final = reads.profile_document(world.ch, lookup(world.ch, watched[1]))
     assert final["traits"]["plan"]["value"] == "pro"

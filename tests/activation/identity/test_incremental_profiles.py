@@ -8,10 +8,12 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from activation.identity import profiles, reads, store
+from activation.identity import profiles, store
 from activation.identity.computed import ComputedTrait
 from activation.identity.identifiers import Identifier
+from activation.identity.lookup import lookup
 from activation.identity.stitching import stitch_incremental
+from activation.profiles_api import reads
 from tests.activation.identity.conftest import BASE, World
 
 
@@ -44,7 +46,7 @@ def test_a_tick_reads_the_profiles_states_not_its_event_history(world: World) ->
     world.insert(
         world.event("track", 5 * 86_400, anon="a1", event="Order Completed", properties={"revenue": 7})
     )
-    profile = reads.lookup(world.ch, Identifier("user_id", world.id("u1")))
+    profile = lookup(world.ch, Identifier("user_id", world.id("u1")))
     counting = CountingClient(world.ch)
     profiles.recompute(counting, [profile], store.run_version(), datetime.now(UTC), [])  # type: ignore[arg-type]
     doc = reads.profile_document(world.ch, profile)["computed_traits"]
@@ -72,7 +74,7 @@ def test_sessions_traits_and_aggregates_merge_across_pairs(world: World) -> None
         world.event("identify", 9100, anon="a2", user="u1", traits={"plan": "pro"}),
     )
     stitch_incremental(world.ch, datetime.now(UTC))
-    doc = reads.profile_document(world.ch, reads.lookup(world.ch, Identifier("user_id", world.id("u1"))))
+    doc = reads.profile_document(world.ch, lookup(world.ch, Identifier("user_id", world.id("u1"))))
     computed = doc["computed_traits"]
     assert computed["session_count"] == 2 and computed["event_count"] == 5
     # the event without a numeric price counts as 0, as JSONExtractFloat reads it
@@ -87,7 +89,7 @@ def test_a_windowed_trait_drops_a_day_that_left_its_window(world: World) -> None
     yesterday = (today - timedelta(days=1) - BASE).total_seconds()
     world.insert(world.event("track", yesterday, anon="a1", user="u1", event="Order Completed"))
     stitch_incremental(world.ch, datetime.now(UTC))
-    profile = reads.lookup(world.ch, Identifier("user_id", world.id("u1")))
+    profile = lookup(world.ch, Identifier("user_id", world.id("u1")))
     assert reads.profile_document(world.ch, profile)["computed_traits"]["recent_orders"] == 1.0
     # no new event for this profile: the first tick of a later day recomputes it anyway
     stitch_incremental(world.ch, datetime.now(UTC) + timedelta(days=1))

@@ -12,8 +12,8 @@ from clickhouse_connect.driver.client import Client
 from activation.admin.errors import ApiError
 from activation.admin.sources import validate
 from activation.destinations import Credentials
-from activation.identity.reads import profile_document
 from activation.privacy.consent import consent_default, latest_consent
+from activation.profiles_api.reads import profile_document
 from activation.sync.engine import sync_destination
 from activation.sync.validation import check_type_rules
 from tests.activation.sync.conftest import (  # noqa: F401

@@ -1,5 +1,7 @@
 """Profile API: GET /v1/profiles/{type}:{value} (+ /events, /identities). Scope profiles:read.
 
+It sits above identity and audiences and reads both (the document names the profile's audiences).
+
 `routes(ch_provider, enqueue, require)` takes its dependencies explicitly: a callable returning
 the ClickHouse client, the job enqueuer (unused here, same signature as the admin routes) and
 `require(request, scope)`, which returns an error response when the caller may not proceed.
@@ -8,43 +10,21 @@ the ClickHouse client, the job enqueuer (unused here, same signature as the admi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
-from clickhouse_connect.driver.client import Client
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from activation.admin.errors import ApiError, json_response, page_limit
-from activation.identity import reads
+from activation.admin.errors import json_response
 from activation.identity.cache import ProfileCache
+from activation.identity.http import ChProvider, Enqueue, Require, error, page_params
 from activation.identity.identifiers import Identifier, identifier_problem, parse_identifier
+from activation.identity.lookup import lookup
 from activation.identity.store import read_rules
+from activation.profiles_api import history, reads
 
-ChProvider = Callable[[], Client]
-Enqueue = Callable[[str, str], Awaitable[Any]]
-Require = Callable[[Request, str], Awaitable[Response | None]]
 READ_SCOPE = "profiles:read"
-MAX_LIMIT = 1000
-
-
-def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    return ApiError(status, code, message, fields).response()
-
-
-def page_params(request: Request) -> tuple[int, str] | Response:
-    """The admin toolkit's limit rule; the cursor is decoded by the caller (its own key shape)."""
-    try:
-        return page_limit(request), request.query_params.get("cursor", "")
-    except ApiError as exc:
-        return exc.response()
-
-
-def _document_for(ch: Client, identifier: Identifier) -> dict[str, Any] | None:
-    profile_id = reads.lookup(ch, identifier)
-    return reads.profile_document(ch, profile_id) if profile_id else None
 
 
 class _Handlers:
@@ -72,7 +52,7 @@ class _Handlers:
         identifier = await self.identify(request)
         if isinstance(identifier, Response):
             return identifier
-        profile_id = await asyncio.to_thread(reads.lookup, self.ch_provider(), identifier)
+        profile_id = await asyncio.to_thread(lookup, self.ch_provider(), identifier)
         return profile_id or error(404, "not_found", "no profile for this identifier")
 
     async def get_profile(self, request: Request) -> Response:
@@ -82,7 +62,7 @@ class _Handlers:
         cached = await self.cache.get(identifier) if self.cache else None
         if cached is not None:
             return Response(cached, media_type="application/json")
-        document = await asyncio.to_thread(_document_for, self.ch_provider(), identifier)
+        document = await asyncio.to_thread(reads.document, self.ch_provider(), identifier)
         if document is None:
             return error(404, "not_found", "no profile for this identifier")
         body = orjson.dumps(document)
@@ -100,7 +80,7 @@ class _Handlers:
         limit, cursor = paging
         try:
             events, next_cursor = await asyncio.to_thread(
-                reads.profile_events, self.ch_provider(), found, cursor, limit
+                history.profile_events, self.ch_provider(), found, cursor, limit
             )
         except ValueError:
             return error(
@@ -112,7 +92,7 @@ class _Handlers:
         found = await self.resolve(request)
         if isinstance(found, Response):
             return found
-        return json_response(await asyncio.to_thread(reads.profile_identities, self.ch_provider(), found))
+        return json_response(await asyncio.to_thread(history.profile_identities, self.ch_provider(), found))
 
 
 def routes(

@@ -1,0 +1,146 @@
+"""Profile API benchmark: `GET /v1/profiles/{type}:{value}` at a fixed arrival rate through a real
+`magpie serve` (web process → Redis cache → `magpie clickhouse`), open loop (a late answer never
+delays the next request, as in bench/fixed_rate.py).
+
+    .venv/bin/python -m activation.profiles_api.bench [--people 20000] [--rate 500] [--seconds 10]
+
+Phases: warm (every request for a profile already in the cache), then the same rate with 10 % of the
+requests for profiles never asked before (each one a cache miss: one ClickHouse query), then those
+uncached reads one at a time straight through `magpie clickhouse` (the query alone). Target: p99 ≤ 20 ms
+with the 10 % misses. Uses the test harness (tests/server.py) for the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+from activation.identity.identifiers import Identifier
+from activation.profiles_api import reads
+from clickhouse.client import ClickHouseTarget, connect
+from tests.server import ServerProcess
+
+HOT = 2000
+# person p: 5 events, the identify (user id + traits) second; an order with revenue fourth
+_GENERATE = """
+INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at,
+                    traits, properties, context)
+SELECT {src:String}, concat('pb-', toString(n)), if(k = 1, 'identify', 'track'),
+       if(k = 3, 'Order Completed', if(k = 1, '', 'Viewed')), if(k >= 1, concat('u', toString(p)), ''),
+       concat('a', toString(p)), now64(3) - toIntervalSecond(n), now64(3) - toIntervalSecond(n),
+       if(k = 1, concat('{"email":"user', toString(p), '@example.com","plan":"pro"}'), ''),
+       if(k = 3, concat('{"revenue":', toString(p % 97), '}'), '{}'), '{}'
+FROM (SELECT number AS n, n % {people:UInt64} AS p, intDiv(n, {people:UInt64}) AS k
+      FROM numbers({events:UInt64}))
+"""
+
+
+def quantiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"n": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+
+
+async def open_loop(url: str, token: str, paths: list[str], rate: float) -> tuple[list[float], int]:
+    """Each path requested at its slot (i / rate s after the start); latencies in seconds, failures."""
+    latencies: list[float] = [0.0] * len(paths)
+    failures = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=512), headers=headers) as s:
+
+        async def one(i: int, path: str) -> None:
+            nonlocal failures
+            started = time.perf_counter()
+            async with s.get(path) as response:
+                await response.read()
+                failures += response.status != 200
+            latencies[i] = time.perf_counter() - started
+
+        tasks, start = [], time.perf_counter()
+        for i, path in enumerate(paths):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, path)))
+        await asyncio.gather(*tasks)
+    return latencies, failures
+
+
+def seed(server: ServerProcess, people: int) -> tuple[str, Any]:
+    """Events for `people` profiles, stitched by the server's own stitch cron; a profiles:read token."""
+    source = server.create_source("profiles-bench")
+    ch = connect(ClickHouseTarget.from_url(f"http://127.0.0.1:{server.env['MAGPIE_CLICKHOUSE_PORT']}"))
+    ch.command(_GENERATE, parameters={"src": source["id"], "people": people, "events": people * 5})
+    token = server.admin("POST", "/tokens", json={"name": "bench", "scopes": ["profiles:read"]}).json()[
+        "token"
+    ]
+    probe = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    deadline = time.monotonic() + 600
+    while probe.get(f"/v1/profiles/user_id:u{people - 1}").status_code != 200:  # the stitch has run
+        if time.monotonic() > deadline:
+            raise RuntimeError("profiles not stitched within 600 s")
+        time.sleep(0.5)
+    return token, ch
+
+
+async def measure(server: ServerProcess, people: int, rate: int, seconds: float) -> dict[str, Any]:
+    token, ch = seed(server, people)
+    hot = [f"/v1/profiles/user_id:u{i}" for i in range(HOT)]
+    await open_loop(server.url, token, hot, 200)  # fill the cache
+    total = int(rate * seconds)
+    warm_paths = [hot[(i * 7919) % HOT] for i in range(total)]
+    warm, warm_failed = await open_loop(server.url, token, warm_paths, rate)
+    cold_ids = iter(range(HOT, people))
+    mixed_paths = [
+        f"/v1/profiles/user_id:u{next(cold_ids)}" if i % 10 == 9 else p for i, p in enumerate(warm_paths)
+    ]
+    mixed, mixed_failed = await open_loop(server.url, token, mixed_paths, rate)
+    misses = [t for i, t in enumerate(mixed) if i % 10 == 9]
+    direct = []
+    for i in range(300):  # the query alone, sequential, for profiles the cache never saw
+        started = time.perf_counter()
+        assert reads.document(ch, Identifier("user_id", f"u{people - 1 - i}")) is not None
+        direct.append(time.perf_counter() - started)
+    return {
+        "warm": quantiles(warm) | {"failures": warm_failed},
+        "mixed": quantiles(mixed) | {"failures": mixed_failed},
+        "misses": quantiles(misses),
+        "query": quantiles(direct),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--people", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(Path(tmp) / "data").start()
+        try:
+            result = asyncio.run(measure(server, args.people, args.rate, args.seconds))
+        finally:
+            server.stop()
+    for name, label in (("warm", "cache warm"), ("mixed", "10 % not in the cache"), ("misses", "the misses")):
+        r = result[name]
+        print(
+            f"GET /v1/profiles at {args.rate}/s, {label}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms"
+            f" ({r['n']} requests, {r.get('failures', 0)} failed)"
+        )
+    q, target = result["query"], result["mixed"]["p99_ms"] <= 20
+    print(f"uncached document query alone (1 round trip): p50 {q['p50_ms']:.1f} ms, p99 {q['p99_ms']:.1f} ms")
+    print(f"target p99 ≤ 20 ms with 10 % misses: {'met' if target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
