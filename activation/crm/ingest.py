@@ -9,9 +9,10 @@ loser's external id to the survivor's and retire the loser's record; deletions r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,12 @@ from activation.crm.pages import Page
 from activation.crm.records import DEAL, CrmRecord, ObjectSpec, deal_summaries, record_id, to_import
 from activation.identity import proposals
 from activation.identity.identifiers import Identifier
+from activation.identity.records import ImportRecord
 from activation.identity.retirement import link_merged, retire_records
+from activation.privacy.suppressions import identifier_hash
+
+log = logging.getLogger("magpie.crm")
+_SUPPRESSED = "SELECT hash FROM suppressions FINAL WHERE deleted = 0 AND hash IN {h:Array(String)}"
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Target:
     platform: str
     spec: ObjectSpec
     region: str = ""
+    secret_key: str = field(default="", repr=False)  # to recognise suppressed identifiers (keyed hashes)
 
 
 def apply_page(ch: Client, target: Target, page: Page, now: datetime) -> dict[str, int]:
@@ -55,9 +62,27 @@ def _live(ch: Client, record_ids: Sequence[str]) -> set[str]:
 
 def _apply_records(ch: Client, t: Target, records: Sequence[CrmRecord], now: datetime) -> dict[str, int]:
     imports = [i for r in records if (i := to_import(t.source_id, t.platform, t.spec, r, t.region))]
+    imports, suppressed = _without_suppressed(ch, t.secret_key, imports)
     known = _live(ch, [i.record_id for i in imports])
     proposals.import_records(ch, imports, t.source_id, now)
-    return {"created": sum(i.record_id not in known for i in imports), "updated": len(known)}
+    created = sum(i.record_id not in known for i in imports)
+    if suppressed:
+        log.info("crm %s: %d suppressed records not imported", t.source_id, suppressed)
+    return {"created": created, "updated": len(known)}
+
+
+def _without_suppressed(
+    ch: Client, secret_key: str, imports: list[ImportRecord]
+) -> tuple[list[ImportRecord], int]:
+    """A deleted-and-suppressed person stays out: CRM records carrying any suppressed identifier
+    (email, phone, CRM id — the same keyed hashes the collector checks) are not imported."""
+    if not secret_key or not imports:
+        return imports, 0
+    hashes = {i.record_id: {identifier_hash(secret_key, x) for x in i.ids} for i in imports}
+    every = sorted(set().union(*hashes.values()))
+    present = {str(r[0]) for r in ch.query(_SUPPRESSED, parameters={"h": every}).result_rows}
+    kept = [i for i in imports if not hashes[i.record_id] & present]
+    return kept, len(imports) - len(kept)
 
 
 def _apply_merges(ch: Client, t: Target, merges: Sequence[tuple[str, str]], now: datetime) -> int:

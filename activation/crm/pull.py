@@ -111,7 +111,7 @@ async def _pull(
         await client.ensure_token()
         puller = platform.puller(client, source.config)
         for spec in platform.objects(source.config):
-            target = Target(source.source_id, source.type, spec, region)
+            target = Target(source.source_id, source.type, spec, region, services.secret_key)
             cursor = await store.read_cursor(services.db, source.source_id, spec.name)
             now_ms = int(services.clock().timestamp() * 1000)
             async for page in puller.pages(spec, cursor, now_ms):
