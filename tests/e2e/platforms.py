@@ -85,22 +85,33 @@ class Platforms:
 
     def holds(self, kind: str, person: Person, audience_key: str) -> bool:
         """Whether the platform holds the person on the audience's list."""
-        email, hashed = person.email, sha256_hex(person.email)
-        held = {
-            "google_ads": lambda: hashed in self.google_ads.members(CUSTOMER, USER_LIST),
-            "meta": lambda: hashed in self.meta.members(META_AUDIENCE),
-            "mailchimp": lambda: email in self.mailchimp.tagged(MC_LIST, audience_key),
-            "hubspot": lambda: email in self.hubspot.list_emails(HS_LIST),
-            "webhook": lambda: person.profile_id in self.webhook.members.get(audience_key, set()),
-            "salesforce": lambda: email in self.salesforce.campaign_emails(CAMPAIGN),
-            "sendgrid": lambda: email in self.sendgrid.list_emails(SG_LIST),
-            "braze": lambda: person.user_id in self.braze.holding(f"magpie_{audience_key}"),
-            "klaviyo": lambda: email in self.klaviyo.list_emails(KL_LIST),
-            "customerio": lambda: email in self.customerio.segment_emails(CIO_SEGMENT),
-            "tiktok": lambda: hashed in self.tiktok.members(ADVERTISER, TT_AUDIENCE),
-            "linkedin": lambda: hashed in self.linkedin.members(DMP_SEGMENT),
+        return self.identifier(kind, person) in self.held(kind, audience_key)
+
+    @staticmethod
+    def identifier(kind: str, person: Person) -> str:
+        """How the platform knows a person: a SHA-256 of the email for ad platforms, the user id for
+        Braze, the profile id for the webhook, the email itself for the rest."""
+        if kind in ("google_ads", "meta", "tiktok", "linkedin"):
+            return sha256_hex(person.email)
+        return {"braze": person.user_id, "webhook": person.profile_id}.get(kind, person.email)
+
+    def held(self, kind: str, audience_key: str) -> set[str]:
+        """Everyone the platform holds on the audience's list, by `identifier`."""
+        lists = {
+            "google_ads": lambda: self.google_ads.members(CUSTOMER, USER_LIST),
+            "meta": lambda: self.meta.members(META_AUDIENCE),
+            "mailchimp": lambda: self.mailchimp.tagged(MC_LIST, audience_key),
+            "hubspot": lambda: self.hubspot.list_emails(HS_LIST),
+            "webhook": lambda: self.webhook.members.get(audience_key, set()),
+            "salesforce": lambda: self.salesforce.campaign_emails(CAMPAIGN),
+            "sendgrid": lambda: self.sendgrid.list_emails(SG_LIST),
+            "braze": lambda: self.braze.holding(f"magpie_{audience_key}"),
+            "klaviyo": lambda: self.klaviyo.list_emails(KL_LIST),
+            "customerio": lambda: self.customerio.segment_emails(CIO_SEGMENT),
+            "tiktok": lambda: self.tiktok.members(ADVERTISER, TT_AUDIENCE),
+            "linkedin": lambda: self.linkedin.members(DMP_SEGMENT),
         }
-        return bool(held[kind]())
+        return set(lists[kind]())
 
     def erased(self, kind: str, person: Person) -> bool:
         """Whether the platform's own erasure API was called for the person, as its fake recorded it

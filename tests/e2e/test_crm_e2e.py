@@ -8,13 +8,23 @@ members' traits written back to both CRMs (trait sync), whose final state equals
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
+import redis.asyncio as aioredis
+
+from activation.crm.pull import LOCK_TTL_S
+from activation.destinations import REGISTRY
+from activation.destinations.events import EVENT_ONLY
+from magpie.embedded_redis import socket_path
+from tests.e2e.platforms import Person, Platforms, platforms
 from tests.e2e.test_activation_e2e import Shop, admin, eventually, run_audience, sync_all
 from tests.fakes.hubspot_crm import FakeHubSpotCrm
 from tests.fakes.salesforce_crm import FakeSalesforceCrm
 from tests.server import ServerProcess
 
+AUDIENCE_TYPES = sorted(set(REGISTRY) - set(EVENT_ONLY))
 OAUTH = {"refresh_token": "refresh-1", "client_id": "client-id", "client_secret": "client-secret"}
 
 
@@ -63,6 +73,179 @@ def seed_crms(shop: Shop, hs: FakeHubSpotCrm, sf: FakeSalesforceCrm) -> dict[str
     return ids
 
 
+async def crash_mid_page_then_resume(
+    server: ServerProcess, hs: FakeHubSpotCrm, hub_id: str
+) -> dict[str, Any]:
+    """kill -9 of the worker while a contacts page is in flight (its search read, its associations
+    hanging): the supervisor restarts the worker, the dead run's lock expires, the next pull marks
+    the dead run interrupted and resumes from the last saved cursor."""
+    hs.inject("pass", times=1, path="/associations/contacts/")  # the first page goes through...
+    hs.inject("hang", times=1, path="/associations/contacts/")  # ...the second hangs mid-page
+    seen = len(hs.requests_to("/associations/contacts/"))
+    assert (await admin(server, "POST", f"/sources/{hub_id}/pull")).status_code == 202
+
+    async def hanging() -> bool:
+        return len(hs.requests_to("/associations/contacts/")) >= seen + 2 and hs.in_flight > 0
+
+    assert await eventually(hanging, 60, 0.05), server.log()[-3000:]
+    worker = server.children()["worker"]
+    os.kill(worker, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        return server.children().get("worker", worker) != worker
+
+    assert await eventually(restarted, 30, 0.2), "the supervisor did not restart the worker"
+    redis = aioredis.Redis(unix_socket_path=str(socket_path(server.data_dir)))
+    try:  # the dead worker's lock still holds, for at most its TTL: let that pass now
+        key = f"magpie:sync:lock:crm:{hub_id}"
+        assert 0 < await redis.pttl(key) <= LOCK_TTL_S * 1000
+        await redis.pexpire(key, 1)
+    finally:
+        await redis.aclose()
+    resumed = await pull(server, hub_id)
+    runs = (await admin(server, "GET", f"/sources/{hub_id}/pulls")).json()["data"]
+    dead = [r for r in runs if r["status"] == "interrupted"]
+    assert len(dead) == 1 and dead[0]["created"] == 3, runs  # one page applied before the crash
+    return {**resumed, "created": resumed["created"] + dead[0]["created"]}
+
+
+async def pull_hubspot_through_faults(server: ServerProcess, hs: FakeHubSpotCrm, hub_id: str) -> None:
+    hs.inject("throttle", times=1, path="/search", interval_ms=50)  # a throttled page: waited out
+    hs.inject("error500", times=None, path="/associations")  # ...then every page fails
+    failed = await pull(server, hub_id)
+    assert failed["status"] == "failed" and failed["errors"] == 1
+    hs.faults.clear()
+    first = await crash_mid_page_then_resume(server, hs, hub_id)  # resumes from the saved cursor
+    assert first["status"] == "succeeded" and first["created"] + failed["created"] == 13  # no gap, no twice
+    assert len(hs.requests_to("/search")) >= 6  # 13 contacts in pages of 3, then companies
+
+
+async def create_sources(server: ServerProcess, hs: FakeHubSpotCrm, sf: FakeSalesforceCrm) -> tuple[str, str]:
+    hub = await admin(server, "POST", "/sources", json={
+        "name": "HubSpot", "type": "hubspot", "credentials": OAUTH,
+        "config": {"base_url": hs.base_url, "page_size": 3, "overlap_s": 0}})  # fmt: skip
+    assert hub.status_code == 201, hub.text
+    assert hub.json()["type"] == "hubspot" and "refresh_token" in hub.json()["credential_names"]
+    assert "refresh-1" not in hub.text  # write-only
+    sfdc = await admin(server, "POST", "/sources", json={
+        "name": "Salesforce", "type": "salesforce", "credentials": OAUTH,
+        "config": {"instance_url": sf.base_url, "login_url": sf.base_url, "overlap_s": 0, "bulk_poll_ms": 20}})  # fmt: skip
+    assert sfdc.status_code == 201, sfdc.text
+    return hub.json()["id"], sfdc.json()["id"]
+
+
+async def check_unified_profiles(server: ServerProcess, shop: Shop, ids: dict[str, str]) -> None:
+    ann = await profile(server, f"user_id:{shop.user(1)}")  # web visitor matched by email
+    assert traits(ann)["lifecycle_stage"] == "customer" and traits(ann)["plan"] == "pro"
+    assert traits(ann)["groups"] == [f"ext:hubspot_company_id:{ids['acme']}"]
+    acme = await profile(server, f"ext:hubspot_company_id:{ids['acme']}")
+    assert traits(acme)["profile_kind"] == "group"
+    eve = await profile(server, f"user_id:{shop.user(4)}")
+    assert traits(eve)["title"] == "Buyer" and traits(eve)["groups"] == [
+        f"ext:salesforce_account_id:{ids['globex']}"
+    ]
+    assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}")  # CRM-only: still a profile
+
+    proposals = (await admin(server, "GET", "/identity/proposals?limit=1000")).json()["data"]
+    ben = [p for p in proposals if p["record_id"].endswith(f":contacts:{ids['ben']}")]
+    assert ben, (ids, proposals)
+    if ben[0]["status"] == "open":  # below the auto threshold: a reviewer accepts it
+        accepted = await admin(server, "POST", f"/identity/proposals/{ben[0]['proposal_id']}/accept")
+        assert accepted.status_code == 200, accepted.text
+    merged = await profile(server, f"user_id:{shop.user(2)}")
+    assert {"type": "ext:hubspot_contact_id", "value": ids["ben"]} in (merged or {})["identities"]
+
+
+async def merge_and_delete_in_the_crms(
+    server: ServerProcess,
+    ids: dict[str, str],
+    crms: tuple[FakeHubSpotCrm, FakeSalesforceCrm],
+    sources: tuple[str, str],
+) -> None:
+    (hs, sf), (hub_id, sf_id) = crms, sources
+    hs.merge("contacts", ids["carl"], ids["cal"])
+    sf.delete("Lead", ids["gone"])
+    again = await pull(server, hub_id)
+    assert again["merged"] == 1
+    assert (await pull(server, sf_id))["deleted"] == 1
+    carl = await profile(server, f"ext:hubspot_contact_id:{ids['carl']}")
+    assert carl and await profile(server, f"ext:hubspot_contact_id:{ids['cal']}") == carl
+    assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}") is None
+
+
+async def audience_destinations(server: ServerProcess, fakes: Platforms, ns: str) -> dict[str, str]:
+    destinations = {}
+    for kind in AUDIENCE_TYPES:
+        config, credentials = fakes.setup(kind)
+        body = {"type": kind, "name": f"{kind}-crm-{ns}", "config": config, "credentials": credentials}
+        created = await admin(server, "POST", "/destinations", json=body)
+        assert created.status_code == 201, created.text
+        destinations[kind] = created.json()["id"]
+    return destinations
+
+
+async def trait_destinations(
+    server: ServerProcess, hs: FakeHubSpotCrm, sf: FakeSalesforceCrm, key: str
+) -> list[str]:
+    hs_dst = await admin(server, "POST", "/destinations", json={
+        "type": "hubspot", "name": "HubSpot traits", "credentials": {"access_token": "access-1", **OAUTH},
+        "config": {"mode": "traits", "base_url": hs.base_url, "crm_owned": ["lifecyclestage"],
+                   "mapping": {"plan": "magpie_plan", f"audience:{key}": "magpie_buyer",
+                               "lifecycle_stage": "lifecyclestage"}}})  # fmt: skip
+    sf_dst = await admin(server, "POST", "/destinations", json={
+        "type": "salesforce", "name": "Salesforce traits", "credentials": {"access_token": "access-1", **OAUTH},
+        "config": {"mode": "traits", "instance_url": sf.base_url, "token_url": f"{sf.base_url}/services/oauth2/token",
+                   "mapping": {"plan": "Plan__c", f"audience:{key}": "Buyer__c"}}})  # fmt: skip
+    assert hs_dst.status_code == 201 and sf_dst.status_code == 201, (hs_dst.text, sf_dst.text)
+    return [hs_dst.json()["id"], sf_dst.json()["id"]]
+
+
+async def people_of(server: ServerProcess, shop: Shop, audience_id: str) -> list[Person]:
+    """The audience's computed members, each with the identifiers its profile holds."""
+    page = (await admin(server, "GET", f"/audiences/{audience_id}/members?limit=100")).json()["data"]
+    known = {}
+    for n in (1, 2, 3, 4):
+        doc = await profile(server, f"user_id:{shop.user(n)}")
+        if doc:
+            emails = [i["value"] for i in doc["identities"] if i["type"] == "email"]
+            known[doc["profile_id"]] = Person(emails[0] if emails else "", shop.user(n), doc["profile_id"])
+    assert {m["profile_id"] for m in page} <= set(known), (page, known)
+    return [known[m["profile_id"]] for m in page]
+
+
+async def check_trait_write_back(
+    server: ServerProcess, shop: Shop, ids: dict[str, str], crms: tuple[FakeHubSpotCrm, FakeSalesforceCrm],
+    runs: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    hs, sf = crms
+    # HubSpot: Ann by her record id, Eve upserted by email. Salesforce: Eve by her record id; Ann has
+    # no Salesforce record and this destination names no external id field: dead-lettered, not guessed.
+    assert [(r["status"], r["added"], r["failed"]) for r in runs] == [
+        ("succeeded", 2, 0),
+        ("partial", 1, 1),
+    ], runs
+    letters = (await admin(server, "GET", f"/syncs/{runs[1]['id']}")).json()["dead_letters"]
+    assert [d["reason"] for d in letters] == ["no_salesforce_id"]
+    assert (
+        hs.contacts[ids["ann"]]["magpie_plan"] == "pro" and hs.contacts[ids["ann"]]["magpie_buyer"] == "true"
+    )
+    assert hs.contacts[ids["ann"]]["lifecyclestage"] == "customer"  # CRM-owned: untouched
+    eve_hs = hs.find("email", shop.email(4))
+    assert (
+        eve_hs
+        and hs.contacts[eve_hs]["magpie_buyer"] == "true"
+        and hs.contacts[eve_hs]["magpie_plan"] == "pro"
+    )
+    eve_sf = sf.records["Contact"][ids["eve"]]
+    assert eve_sf["Plan__c"] == "pro" and eve_sf["Buyer__c"]
+    written = {rid for rid, c in hs.contacts.items() if "magpie_plan" in c}
+    assert written == {ids["ann"], eve_hs}  # exactly the audience's members
+    sf_written = {
+        rid for kind in ("Contact", "Lead") for rid, r in sf.records[kind].items() if "Plan__c" in r
+    }
+    assert sf_written == {ids["eve"]}
+
+
 async def test_crm_sources_profiles_and_trait_sync_through_the_server(server: ServerProcess) -> None:
     source = server.create_source("crm-e2e-web")
     shop = Shop(server, source["write_key"])
@@ -71,95 +254,38 @@ async def test_crm_sources_profiles_and_trait_sync_through_the_server(server: Se
     shop.send([{"type": "identify", "userId": shop.user(2), "traits": {"first_name": "Ben", "ns": shop.ns,
                 "last_name": f"Fuzz{shop.ns}", "phone": "+44 7700 900123"}}])  # fmt: skip
     assert await eventually(lambda: profile(server, f"user_id:{shop.user(2)}"), 30)
-    async with FakeHubSpotCrm(search_per_s=50) as hs, FakeSalesforceCrm() as sf:
+    async with FakeHubSpotCrm(search_per_s=50) as hs, FakeSalesforceCrm() as sf, platforms() as fakes:
         ids = seed_crms(shop, hs, sf)
-        hub = await admin(server, "POST", "/sources", json={
-            "name": "HubSpot", "type": "hubspot", "credentials": OAUTH,
-            "config": {"base_url": hs.base_url, "page_size": 3, "overlap_s": 0}})  # fmt: skip
-        assert hub.status_code == 201, hub.text
-        assert hub.json()["type"] == "hubspot" and "refresh_token" in hub.json()["credential_names"]
-        assert "refresh-1" not in hub.text  # write-only
-        sfdc = await admin(server, "POST", "/sources", json={
-            "name": "Salesforce", "type": "salesforce", "credentials": OAUTH,
-            "config": {"instance_url": sf.base_url, "login_url": sf.base_url, "overlap_s": 0, "bulk_poll_ms": 20}})  # fmt: skip
-        assert sfdc.status_code == 201, sfdc.text
-        hub_id, sf_id = hub.json()["id"], sfdc.json()["id"]
-
-        hs.inject("throttle", times=1, path="/search", interval_ms=50)  # a throttled page: waited out
-        hs.inject("error500", times=None, path="/associations")  # ...then every page fails
-        failed = await pull(server, hub_id)
-        assert failed["status"] == "failed" and failed["errors"] == 1
-        hs.faults.clear()
-        first = await pull(server, hub_id)  # resumes from the saved cursor
-        assert first["status"] == "succeeded" and first["created"] + failed["created"] == 13
+        hub_id, sf_id = await create_sources(server, hs, sf)
+        await pull_hubspot_through_faults(server, hs, hub_id)
         assert (await pull(server, sf_id))["status"] == "succeeded"
+        await check_unified_profiles(server, shop, ids)
+        await merge_and_delete_in_the_crms(server, ids, (hs, sf), (hub_id, sf_id))
+        await mixed_audience_everywhere(server, shop, ids, (hs, sf), fakes)
 
-        ann = await profile(server, f"user_id:{shop.user(1)}")  # web visitor matched by email
-        assert traits(ann)["lifecycle_stage"] == "customer" and traits(ann)["plan"] == "pro"
-        assert traits(ann)["groups"] == [f"ext:hubspot_company_id:{ids['acme']}"]
-        acme = await profile(server, f"ext:hubspot_company_id:{ids['acme']}")
-        assert traits(acme)["profile_kind"] == "group"
-        eve = await profile(server, f"user_id:{shop.user(4)}")
-        assert traits(eve)["title"] == "Buyer" and traits(eve)["groups"] == [
-            f"ext:salesforce_account_id:{ids['globex']}"
-        ]
-        assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}")  # CRM-only: still a profile
 
-        proposals = (await admin(server, "GET", "/identity/proposals?limit=1000")).json()["data"]
-        ben = [p for p in proposals if p["record_id"].endswith(f":contacts:{ids['ben']}")]
-        assert ben, (ids, proposals)
-        if ben[0]["status"] == "open":  # below the auto threshold: a reviewer accepts it
-            accepted = await admin(server, "POST", f"/identity/proposals/{ben[0]['proposal_id']}/accept")
-            assert accepted.status_code == 200, accepted.text
-        merged = await profile(server, f"user_id:{shop.user(2)}")
-        assert {"type": "ext:hubspot_contact_id", "value": ids["ben"]} in (merged or {})["identities"]
+async def mixed_audience_everywhere(
+    server: ServerProcess, shop: Shop, ids: dict[str, str], crms: tuple[FakeHubSpotCrm, FakeSalesforceCrm],
+    fakes: Platforms,
+) -> None:  # fmt: skip
+    hs, sf = crms
+    key = f"crm_buyers_{shop.ns}"
+    traits_to = await trait_destinations(server, hs, sf, key)
+    lists = await audience_destinations(server, fakes, shop.ns)
+    query = (f"(trait('lifecycle_stage') = 'customer' or trait('title') = 'Buyer')"
+             f" and event('Order Completed').count() >= 1 and trait('ns') = '{shop.ns}'")  # fmt: skip
+    created = await admin(server, "POST", "/audiences", json={
+        "name": key, "key": key, "query": query, "destinations": [*traits_to, *lists.values()]})  # fmt: skip
+    assert created.status_code == 201, created.text
+    audience_id = created.json()["id"]
+    await run_audience(server, audience_id, expected_members=2)
+    members = await people_of(server, shop, audience_id)
+    assert sorted(p.user_id for p in members) == sorted(
+        [shop.user(1), shop.user(4)]
+    )  # Ann (HubSpot), Eve (SF)
 
-        hs.merge("contacts", ids["carl"], ids["cal"])
-        sf.delete("Lead", ids["gone"])
-        again = await pull(server, hub_id)
-        assert again["merged"] == 1
-        assert (await pull(server, sf_id))["deleted"] == 1
-        carl = await profile(server, f"ext:hubspot_contact_id:{ids['carl']}")
-        assert carl and await profile(server, f"ext:hubspot_contact_id:{ids['cal']}") == carl
-        assert await profile(server, f"ext:salesforce_lead_id:{ids['gone']}") is None
-
-        key = f"crm_buyers_{shop.ns}"
-        hs_dst = await admin(server, "POST", "/destinations", json={
-            "type": "hubspot", "name": "HubSpot traits", "credentials": {"access_token": "access-1", **OAUTH},
-            "config": {"mode": "traits", "base_url": hs.base_url, "crm_owned": ["lifecyclestage"],
-                       "mapping": {"plan": "magpie_plan", f"audience:{key}": "magpie_buyer",
-                                   "lifecycle_stage": "lifecyclestage"}}})  # fmt: skip
-        sf_dst = await admin(server, "POST", "/destinations", json={
-            "type": "salesforce", "name": "Salesforce traits", "credentials": {"access_token": "access-1", **OAUTH},
-            "config": {"mode": "traits", "instance_url": sf.base_url, "token_url": f"{sf.base_url}/services/oauth2/token",
-                       "mapping": {"plan": "Plan__c", f"audience:{key}": "Buyer__c"}}})  # fmt: skip
-        assert hs_dst.status_code == 201 and sf_dst.status_code == 201, (hs_dst.text, sf_dst.text)
-        destinations = [hs_dst.json()["id"], sf_dst.json()["id"]]
-        query = (f"(trait('lifecycle_stage') = 'customer' or trait('title') = 'Buyer')"
-                 f" and event('Order Completed').count() >= 1 and trait('ns') = '{shop.ns}'")  # fmt: skip
-        created = await admin(server, "POST", "/audiences", json={"name": key, "key": key, "query": query,
-                                                                   "destinations": destinations})  # fmt: skip
-        assert created.status_code == 201, created.text
-        await run_audience(server, created.json()["id"], expected_members=2)
-        runs = await sync_all(server, destinations, created.json()["id"])
-        # HubSpot: Ann by her record id, Eve upserted by email. Salesforce: Eve by her record id; Ann has
-        # no Salesforce record and this destination names no external id field: dead-lettered, not guessed.
-        assert [(r["status"], r["added"], r["failed"]) for r in runs] == [
-            ("succeeded", 2, 0),
-            ("partial", 1, 1),
-        ], runs
-        letters = (await admin(server, "GET", f"/syncs/{runs[1]['id']}")).json()["dead_letters"]
-        assert [d["reason"] for d in letters] == ["no_salesforce_id"]
-        assert (
-            hs.contacts[ids["ann"]]["magpie_plan"] == "pro"
-            and hs.contacts[ids["ann"]]["magpie_buyer"] == "true"
-        )
-        assert hs.contacts[ids["ann"]]["lifecyclestage"] == "customer"  # CRM-owned: untouched
-        eve_hs = hs.find("email", shop.email(4))
-        assert eve_hs and hs.contacts[eve_hs]["magpie_buyer"] == "true"
-        assert (
-            sf.records["Contact"][ids["eve"]]["Plan__c"] == "pro"
-            and sf.records["Contact"][ids["eve"]]["Buyer__c"]
-        )
-        written = {rid for rid, c in hs.contacts.items() if "magpie_plan" in c}
-        assert written == {ids["ann"], eve_hs}  # exactly the audience's members
+    runs = await sync_all(server, [*traits_to, *lists.values()], audience_id)
+    assert [r["status"] for r in runs[2:]] == ["succeeded"] * len(AUDIENCE_TYPES), runs[2:]
+    for kind in AUDIENCE_TYPES:  # every platform holds exactly the computed members
+        assert fakes.held(kind, key) == {fakes.identifier(kind, p) for p in members}, kind
+    await check_trait_write_back(server, shop, ids, crms, runs[:2])
