@@ -61,6 +61,11 @@ def _string_id(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
     if value is None:
         return ""
+    if type(value) is str:  # the common case first
+        text = value.strip()
+        if len(text) > MAX_ID:
+            raise ValueError(f"invalid_{key}")
+        return text
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"invalid_{key}")
     text = str(value).strip() if isinstance(value, str) else str(value)

@@ -27,6 +27,11 @@ _TEXT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )  # fmt: skip
 _TOP_TEXT = (("ip", "ip"), ("channel", "channel"), ("locale", "locale"), ("timezone", "timezone"),
              ("user_agent", "userAgent"))  # fmt: skip
+# the text columns grouped by context object, so an absent object costs one lookup
+_OBJECT_TEXT: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = tuple(
+    (name, tuple((column, key) for column, obj, key in _TEXT_COLUMNS if obj == name))
+    for name in dict.fromkeys(obj for _, obj, _ in _TEXT_COLUMNS)
+)
 _FLAGS = (("ad_tracking_enabled", "device", "adTrackingEnabled"), ("network_wifi", "network", "wifi"),
           ("network_cellular", "network", "cellular"))  # fmt: skip
 
@@ -57,19 +62,19 @@ def _number(value: Any, kind: type[int] | type[float]) -> int | float:
 
 def context_columns(context: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    objects = {
-        name: object_at(context, name) for name in ("library", "page", "app", "device", "os", "network")
-    }
     for column, key in _TOP_TEXT:
         value = context.get(key)
         if value:
             out[column] = _text(value)
-    for column, obj, key in _TEXT_COLUMNS:
-        value = objects[obj].get(key)
-        if value:
-            out[column] = _text(value)
-    for column, obj, key in _FLAGS:
-        value = objects[obj].get(key)
+    for name, columns in _OBJECT_TEXT:
+        obj = context.get(name)
+        if type(obj) is dict and obj:
+            for column, key in columns:
+                value = obj.get(key)
+                if value:
+                    out[column] = _text(value)
+    for column, name, key in _FLAGS:
+        value = object_at(context, name).get(key)
         if value is not None:
             out[column] = 1 if value else 0
     screen = context.get("screen")

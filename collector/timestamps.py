@@ -18,10 +18,9 @@ Rules (SPEC §3), in the order `corrected` applies them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 FUTURE_LIMIT = timedelta(hours=24)
 EARLIEST = EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,8 +33,7 @@ class BadTimestamp(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class Timing:
+class Timing(NamedTuple):  # a tuple: one per event
     timestamp: datetime
     original: datetime
     sent_at: datetime | None
@@ -82,6 +80,8 @@ def corrected(
     received_at: datetime, original: datetime | None, sent_at: datetime | None, skew_correct: bool
 ) -> Timing:
     """Apply the module's rules: (timestamp, originalTimestamp, storable sentAt, flagged)."""
+    if original is None and sent_at is None:  # the common server-side case: the receive time
+        return Timing(received_at, received_at, None, False)
     flagged = original == EPOCH
     if original is None or flagged:
         original = received_at
