@@ -52,6 +52,23 @@ class HttpError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
+# The only request headers the tracking endpoints read (names as ASGI servers give them: lower case).
+_HEADERS = {
+    name.encode(): name
+    for name in ("authorization", "origin", "content-encoding", "user-agent", "x-forwarded-for")
+}
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The headers the tracking endpoints read (the last one wins when repeated), decoded."""
+    headers = {}
+    for name, value in scope["headers"]:
+        wanted = _HEADERS.get(name)
+        if wanted is not None:
+            headers[wanted] = value.decode("latin-1")
+    return headers
+
+
 def basic_write_key(authorization: str) -> str:
     if not authorization.lower().startswith("basic "):
         return ""
@@ -113,7 +130,7 @@ class TrackingApp:
         self.limiter, self.metrics = limiter, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = request_headers(scope)
         origin = headers.get("origin", "")
         if scope["method"] == "OPTIONS":
             await self._preflight(send, origin)
@@ -153,10 +170,7 @@ class TrackingApp:
         raw = await read_body(receive, MAX_REQUEST_BYTES)
         decompressed = _decompress(raw, headers.get("content-encoding", ""))
         body = parse_json(decompressed)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        key = (
-            basic_write_key(headers.get("authorization", "")) or _body_key(body) or _first(query, "writeKey")
-        )
+        key = basic_write_key(headers.get("authorization", "")) or _body_key(body) or _query_key(scope)
         source = await self.authorize(key, headers.get("origin", ""))
         browser = bool(headers.get("origin")) or scope["path"].startswith("/beacon/")
         facts = self.facts(scope, headers, source, browser)
@@ -227,8 +241,9 @@ def _body_key(body: Any) -> str:
     return key if isinstance(key, str) else ""
 
 
-def _first(query: dict[str, list[str]], name: str) -> str:
-    values = query.get(name)
+def _query_key(scope: Scope) -> str:
+    raw = scope.get("query_string", b"")
+    values = parse_qs(raw.decode("latin-1")).get("writeKey") if raw else None
     return values[0] if values else ""
 
 

@@ -114,6 +114,7 @@ class Spool:
         self._fd = self._open_tail()
         self.committed = Position(self.segments[-1], os.lseek(self._fd, 0, os.SEEK_END))
         self.consumed = Position(self.segments[0], 0)
+        self._sealed: dict[int, int] = {}  # sizes of segments behind the tail
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._waiters: list[asyncio.Future[None]] = []
@@ -144,10 +145,18 @@ class Spool:
         return total + self._pending_bytes
 
     def _size(self, number: int) -> int:
+        """A segment's size; a sealed one (not the tail) never changes, so it is stat'ed once."""
+        size = self._sealed.get(number)
+        if size is not None:
+            return size
+        sealed = number != self.segments[-1]  # decided before the stat: a sealed size is final
         try:
-            return (self.dir / _segment_name(number)).stat().st_size
+            size = (self.dir / _segment_name(number)).stat().st_size
         except FileNotFoundError:
             return 0
+        if sealed:
+            self._sealed[number] = size
+        return size
 
     def check_room(self, incoming_bytes: int) -> None:
         if self.depth_bytes + incoming_bytes > self.max_bytes:
@@ -242,7 +251,9 @@ class Spool:
         """Everything before `position` is in ClickHouse: delete whole segments behind it."""
         self.consumed = position
         while len(self.segments) > 1 and self.segments[0] < position.segment:
-            (self.dir / _segment_name(self.segments.pop(0))).unlink(missing_ok=True)
+            number = self.segments.pop(0)
+            (self.dir / _segment_name(number)).unlink(missing_ok=True)
+            self._sealed.pop(number, None)
 
     def close(self) -> None:
         os.close(self._fd)
