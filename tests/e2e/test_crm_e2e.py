@@ -1,9 +1,11 @@
-"""Issue 11's CRM path through the real `magpie serve`: web visitors → HubSpot and Salesforce sources
-(created through the admin API, OAuth credentials write-only) pulled incrementally, with a throttled
-page and a page that fails for good (the next pull resumes from the saved cursor) → unified profiles
+"""Issue 11's "done when" through the real `magpie serve`: web visitors → HubSpot and Salesforce
+sources (created through the admin API, OAuth credentials write-only) pulled incrementally, with a
+throttled page, a page that fails for good, and a kill -9 of the worker mid-page (the supervisor
+restarts it; the next pull resumes from the saved cursor: no gap, no duplicate) → unified profiles
 with CRM traits, group (company/account) profiles and links, a fuzzy name + phone proposal accepted,
-a CRM merge and a CRM deletion reflected → an audience mixing CRM traits and web behaviour → its
-members' traits written back to both CRMs (trait sync), whose final state equals what was computed."""
+a CRM merge and a CRM deletion reflected → an audience mixing CRM traits and web behaviour → synced
+to all twelve audience destinations (each fake holds exactly the computed members, by the identifier
+it gets) and its members' traits written back to both CRMs, whose final state equals what was computed."""
 
 from __future__ import annotations
 
