@@ -131,7 +131,8 @@ class App:
         jobs_ctx = {"services": self.services, "secret_key": secret_key, "privacy": self.privacy}
         rt.jobs.jobs = job_set(jobs_ctx)
         self.tokens = TokenStore(self.services.db)
-        crm = CrmSourceSettings(self.services.db, secret_key, self.services.allow)  # CRM sources' type, config
+        # CRM sources' type, config and credentials
+        crm = CrmSourceSettings(self.services.db, secret_key, self.services.allow)
         self.sources = SourceStore(self.services.db, partial(publish_source_change, rt.redis), crm)
         if "collector" in parts:
             # writes and reads on separate clients: a client is not shared by concurrent threads

@@ -15,9 +15,9 @@ from starlette.routing import BaseRoute, Route
 
 from activation.admin.errors import json_response
 from activation.identity import proposals, store
-from activation.identity.http import ChProvider, Enqueue, Require, error, page_params
 from activation.identity.cache import ProfileCache
 from activation.identity.computed import DefinitionError, definition_from_dict
+from activation.identity.http import ChProvider, Enqueue, Require, error, page_params
 from activation.identity.jobs import RESTITCH_JOB, STITCH_JOB, STITCH_JOB_ID, restitch_job_id
 from activation.identity.records import parse_records
 from activation.identity.rules import RulesError, rules_from_dict
