@@ -64,5 +64,3 @@ def _id_key(gen: str, identifier: Identifier) -> str:
 
 def _doc_key(gen: str, profile_id: str) -> str:
     return f"{PREFIX}:{gen}:doc:{profile_id}"
-
-
