@@ -119,11 +119,12 @@ _NEW_IDS = (
     "SELECT DISTINCT arrayJoin(ids) FROM identity_links WHERE link_key IN"
     f" (SELECT link_key FROM identity_link_log WHERE {_LOG_SPAN})"
 )
-# A component's sets: the frontier looked up by identifier, the sets by key (hasAny: a key collision)
+# A component's sets: the frontier looked up by identifier, the sets by key. A key collision may
+# bring a set without any frontier identifier: the caller drops those (hasAny with a large constant
+# array costs seconds here).
 _BY_IDS = (
     f"SELECT {_LINK_COLUMNS} FROM identity_links WHERE link_key IN (SELECT link_key FROM identity_link_ids"
-    f" WHERE (identifier_type, identifier_value) IN {{f:{_PAIRS}}}) AND hasAny(ids, {{f:{_PAIRS}}})"
-    " GROUP BY link_key, ids"
+    f" WHERE (identifier_type, identifier_value) IN {{f:{_PAIRS}}}) GROUP BY link_key, ids"
 )
 INDEXED_MARK = "identity_links_indexed"
 _INDEX_VIEWS = {"identity_link_ids_mv": "identity_link_ids", "identity_link_log_mv": "identity_link_log"}
@@ -132,8 +133,9 @@ _VIEW_TIMES = (
     " WHERE database = currentDatabase() AND name IN {n:Array(String)}"
 )
 _BACKFILL = {
-    "identity_link_ids": "SELECT pair.1, pair.2, link_key FROM identity_links ARRAY JOIN ids AS pair WHERE W",
-    "identity_link_log": "SELECT inserted_at, link_key FROM identity_links WHERE W",
+    "identity_link_ids": "SELECT pair.1, pair.2, link_key FROM identity_links ARRAY JOIN ids AS pair"
+    " WHERE COND",
+    "identity_link_log": "SELECT inserted_at, link_key FROM identity_links WHERE COND",
 }
 TABLES = ("identity_link_ids", "identity_link_log", "identity_links")
 
@@ -163,7 +165,7 @@ def ensure_indexed(ch: Client, now: datetime) -> int:
     count = int(ch.query(f"SELECT count() FROM identity_links WHERE {where}", parameters={"c": cutoff})
                 .result_rows[0][0])  # fmt: skip
     for table, select in _BACKFILL.items() if count else []:
-        ch.command(f"INSERT INTO {table} {select.replace('W', where)}", parameters={"c": cutoff})
+        ch.command(f"INSERT INTO {table} {select.replace('COND', where)}", parameters={"c": cutoff})
     write_setting(ch, INDEXED_MARK, str(count), now)
     return count
 
@@ -186,9 +188,11 @@ def component_links(ch: Client, seeds: set[Identifier], rules: Rules, max_nodes:
         seen |= frontier
         if len(seen) > max_nodes:
             return None
-        rows = ch.query(_BY_IDS, parameters={"f": _search_terms(frontier)}).result_rows
-        for link in _to_links(rows):
-            found[link.ids] = link
+        terms = _search_terms(frontier)
+        wanted = {Identifier(*t) for t in terms}
+        for link in _to_links(ch.query(_BY_IDS, parameters={"f": terms}).result_rows):
+            if wanted.intersection(link.ids):
+                found[link.ids] = link
         reached = {i for link in found.values() for i in link.ids}
         frontier = {i for i in reached if _connects(i, rules)} - seen
     return list(found.values())

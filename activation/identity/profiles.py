@@ -125,8 +125,8 @@ def _recompute(
     has_records = scope is None or bool(params["r"])
     records = _RECORDS_ALL if scope is None else _RECORDS_SCOPED
     record_traits = _RECORD_TRAITS.replace("RECORDS", records) if has_records else ""
-    ch.command(
-        _TRAITS.replace("TRAIT_STATES", traits).replace("RECORD_TRAITS", record_traits), parameters=params
+    _run(
+        ch, _TRAITS.replace("TRAIT_STATES", traits).replace("RECORD_TRAITS", record_traits), parameters=params
     )
     for definition in definitions:
         sql = _COMPUTED.replace("STATES", states).replace("AGG", aggregate_sql(definition))
@@ -134,11 +134,11 @@ def _recompute(
             now - timedelta(days=definition.window_days) if definition.window_days else datetime(1970, 1, 1)
         )
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
-        ch.command(sql, parameters={**params, **extra, "now": now, "since": since})
-    ch.command(_PROFILES.replace("STATES", states), parameters=params)  # last: the profile is complete
+        _run(ch, sql, parameters={**params, **extra, "now": now, "since": since})
+    _run(ch, _PROFILES.replace("STATES", states), parameters=params)  # last: the profile is complete
     if has_records:
         pscope = "1" if scope is None else "profile_id IN {p:Array(String)}"
-        ch.command(_RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)
+        _run(ch, _RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)
     for table, cols in _TOMBSTONES.items():
         _tombstone(ch, table, cols, ids, version)
 
@@ -149,7 +149,13 @@ def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, versi
         f"INSERT INTO {table} ({cols}, version, deleted) SELECT {cols}, {{v:UInt64}}, 1 FROM {table} FINAL "
         f"WHERE deleted = 0 AND version < {{v:UInt64}}{where}"
     )
-    ch.command(sql, parameters={"v": version, "p": scope or []})
+    _run(ch, sql, parameters={"v": version, "p": scope or []})
+
+
+def _run(ch: Client, sql: str, parameters: dict[str, object]) -> None:
+    """A statement whose parameters may be large (a scope's identifiers): raw_query sends them in
+    the request body when they would not fit a URL, which `command` does not."""
+    ch.raw_query(sql, parameters=parameters)
 
 
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
