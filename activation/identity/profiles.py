@@ -153,9 +153,9 @@ def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, versi
 
 
 def _run(ch: Client, sql: str, parameters: dict[str, object]) -> None:
-    """A statement whose parameters may be large (a scope's identifiers): raw_query sends them in
-    the request body when they would not fit a URL, which `command` does not."""
-    ch.raw_query(sql, parameters=parameters)
+    """A statement whose parameters may be large (a scope's identifiers): `query` sends them in the
+    request body when they would not fit a URL, which `command` does not."""
+    ch.query(sql, parameters=parameters)
 
 
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:

@@ -1,8 +1,10 @@
 """Stitch-tick cost against history size (issue 12 item 1): the same tick — 1,000 new events from
-existing people, one second's worth at 1,000 events/s — on 100 k and on 10 M events of history.
+existing people, one second's worth at 1,000 events/s — on histories of growing size (target: the
+10 M tick within 2x of the 100 k one), and what the materialized views of 0009/0012 add to inserts.
 
-    .venv/bin/python -m activation.identity.tick_bench [--small 100000] [--large 10000000] [--people 50000]
-Each history is generated inside ClickHouse and fully stitched first; the tick is timed 5 times.
+    .venv/bin/python -m activation.identity.tick_bench [--sizes 100000,10000000] [--people 50000]
+Each history is generated inside ClickHouse in 1 M-event INSERT ... SELECT pieces (the views see
+them as the writer's inserts), fully stitched, then the tick is timed `--rounds` times.
 """
 
 from __future__ import annotations
@@ -10,16 +12,35 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from activation.identity.bench import generate, timed
 from activation.identity.stitching import stitch_full, stitch_incremental
 from clickhouse.client import connect
 from clickhouse.embedded import running_store
 
+PIECE = 1_000_000
+# Person p has two browsers (anonymous ids), 60 % identify on their third event (user id + email),
+# persons 20k and 20k+1 share a device; every fifth event of a person is an order with revenue.
+_HISTORY = """
+INSERT INTO TABLE (source_id, message_id, type, event, user_id, anonymous_id, device_id, timestamp,
+                   received_at, traits, properties, context)
+SELECT 'bench', toString(n), if(k = 2 AND ident, 'identify', 'track'),
+       if(k % 5 = 4, 'Order Completed', if(k = 2 AND ident, '', 'Viewed')),
+       if(ident AND k >= 2, concat('u', toString(p)), ''), concat('a', toString(p), '-', toString(k % 2)),
+       if(k = 1 AND p % 20 < 2, concat('d', toString(intDiv(p, 2))), ''),
+       toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(n),
+       toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(n),
+       if(k = 2 AND ident, concat('{"email":"user', toString(p), '@example.com","plan":"pro"}'), ''),
+       if(k % 5 = 4, concat('{"revenue":', toString(p % 97), '}'), '{}'), '{}'
+FROM (SELECT number AS n, n % {people:UInt64} AS p, intDiv(n, {people:UInt64}) AS k, p % 10 < 6 AS ident
+      FROM numbers({offset:UInt64}, {count:UInt64}))
+"""
 _NEW = """
 INSERT INTO events (source_id, message_id, type, event, user_id, anonymous_id, timestamp, received_at,
                     properties, context)
@@ -30,45 +51,79 @@ FROM numbers({events:UInt64})
 """
 
 
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def generate(ch: Client, events: int, people: int, table: str = "events", offset: int = 0) -> float:
+    """Insert `events` history events in 1 M pieces; seconds taken."""
+    started = time.perf_counter()
+    for start in range(offset, offset + events, PIECE):
+        params = {"people": people, "offset": start, "count": min(PIECE, offset + events - start)}
+        ch.command(_HISTORY.replace("TABLE", table), parameters=params)
+    return time.perf_counter() - started
+
+
 def tick_cost(ch: Client, people: int, events: int, rounds: int) -> list[float]:
     costs = []
     for r in range(rounds):
-        ch.command(_NEW, parameters={"round": f"{r}-{datetime.now(UTC).timestamp()}", "people": people,
-                                     "events": events})  # fmt: skip
+        params = {"round": f"{r}-{datetime.now(UTC).timestamp()}", "people": people, "events": events}
+        ch.command(_NEW, parameters=params)
         report, seconds = timed(lambda: stitch_incremental(ch, datetime.now(UTC)))
         assert report.profiles_recomputed > 0
         costs.append(seconds)
     return costs
 
 
-def measure(history: int, people: int, events: int) -> float:
+def measure(history: int, people: int, events: int, rounds: int) -> float:
     with tempfile.TemporaryDirectory() as tmp, running_store(Path(tmp)) as target:
         ch = connect(target)
-        generate(ch, "", history, people)
+        load_s = generate(ch, history, people)
         _, full_s = timed(lambda: stitch_full(ch, datetime.now(UTC)))
         stitch_incremental(ch, datetime.now(UTC))
-        costs = tick_cost(ch, people, events, 5)
+        costs = tick_cost(ch, people, events, rounds)
         median = statistics.median(costs)
         print(
-            f"history {history:,} events / {people:,} people (full stitch {full_s:.1f} s): tick of "
-            f"{events:,} new events median {median * 1000:.0f} ms, max {max(costs) * 1000:.0f} ms"
+            f"history {history:>12,} events / {people:,} people (load {load_s:.0f} s, full stitch "
+            f"{full_s:.0f} s): tick of {events:,} new events median {median * 1000:.0f} ms, "
+            f"max {max(costs) * 1000:.0f} ms",
+            flush=True,
         )
         return median
 
 
+def view_cost(events: int, people: int) -> None:
+    """Events/s of one large insert into `events` (through the views) and into a copy without them."""
+    with tempfile.TemporaryDirectory() as tmp, running_store(Path(tmp)) as target:
+        ch = connect(target)
+        ch.command("CREATE TABLE IF NOT EXISTS bench_plain_events AS events")
+        plain_s = generate(ch, events, people, table="bench_plain_events")
+        viewed_s = generate(ch, events, people)
+        print(
+            f"insert of {events:,} events: {events / viewed_s:,.0f} events/s through the views, "
+            f"{events / plain_s:,.0f} events/s without (views add {viewed_s / plain_s:.1f}x the time)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--small", type=int, default=100_000)
-    parser.add_argument("--large", type=int, default=10_000_000)
+    parser.add_argument("--sizes", default="100000,10000000", help="history sizes, comma-separated")
     parser.add_argument("--people", type=int, default=50_000)
     parser.add_argument("--events", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--view-cost-events", type=int, default=1_000_000, help="0: skip")
     args = parser.parse_args()
-    small = measure(args.small, args.people, args.events)
-    large = measure(args.large, args.people, args.events)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {size: measure(size, args.people, args.events, args.rounds) for size in sizes}
+    small, large = min(sizes), max(sizes)
     print(
-        f"tick cost ratio {args.large:,} / {args.small:,} events of history: {large / small:.2f}x"
+        f"tick cost ratio {large:,} / {small:,} events of history: {results[large] / results[small]:.2f}x"
         " (target <= 2x)"
     )
+    if args.view_cost_events:
+        view_cost(args.view_cost_events, args.people)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from clickhouse_connect.driver.client import Client
 
 IDENTITY_TABLES = (
     "identity_links",
+    "identity_link_ids",
+    "identity_link_log",
     "identity_map",
     "identity_splits",
     "identity_conflicts",
