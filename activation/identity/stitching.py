@@ -1,10 +1,14 @@
 """Stitch runs: the synchronous shell around the pure graph (ClickHouse in, ClickHouse out).
 
-Incremental: extract links from events inserted since the watermark (minus an overlap, harmless
-because extraction skips sets already stored), take the link sets stored since the links
-watermark, find the connected components they touch,
-restitch them from all their links, write the diff, recompute the profiles concerned (from their
-aggregate states, `activation.identity.states`). The first tick of a UTC day also recomputes every
+Incremental: extract links from events inserted since the watermark, take the link sets stored
+since the links watermark (`identity_link_log`, by key range), find the connected components they
+touch (by identifier, `identity_link_ids`), restitch them from all their links, write the diff,
+recompute the profiles concerned (from their aggregate states, `activation.identity.states`).
+Every read is bounded by what arrived, not by what is stored. An insert still in flight while a
+run reads may become visible later with an `inserted_at` behind the watermark: each run
+fingerprints the last `overlap_s` behind its mark (count and hash sum of the events there) before
+reading, and the next run re-reads that overlap only when the fingerprint changed, so back-to-back
+runs do not recompute each other's profiles. The first tick of a UTC day also recomputes every
 profile holding a windowed computed trait, as a day has left each window.
 Full: the same over every link. Both give the same mapping for the same links.
 """
