@@ -3,7 +3,7 @@ existing people, one second's worth at 1,000 events/s — on histories of growin
 10 M tick within 2x of the 100 k one), and what the materialized views of 0009/0012 add to inserts.
 
     .venv/bin/python -m activation.identity.tick_bench [--sizes 100000,10000000] [--people 50000]
-Each history is generated inside ClickHouse in 1 M-event INSERT ... SELECT pieces (the views see
+Each history is generated inside ClickHouse in 250 k-event INSERT ... SELECT pieces (the views see
 them as the writer's inserts), fully stitched, then the tick is timed `--rounds` times.
 """
 
@@ -24,7 +24,7 @@ from activation.identity.stitching import stitch_full, stitch_incremental
 from clickhouse.client import connect
 from clickhouse.embedded import running_store
 
-PIECE = 1_000_000
+PIECE = 250_000  # each piece well inside the client's 60 s timeout on a loaded machine
 # Person p has two browsers (anonymous ids), 60 % identify on their third event (user id + email),
 # persons 20k and 20k+1 share a device; every fifth event of a person is an order with revenue.
 _HISTORY = """
@@ -58,7 +58,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def generate(ch: Client, events: int, people: int, table: str = "events", offset: int = 0) -> float:
-    """Insert `events` history events in 1 M pieces; seconds taken."""
+    """Insert `events` history events in pieces; seconds taken."""
     started = time.perf_counter()
     for start in range(offset, offset + events, PIECE):
         params = {"people": people, "offset": start, "count": min(PIECE, offset + events - start)}
