@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from activation.crm.pull import LOCK_TTL_S
@@ -246,6 +248,15 @@ async def check_trait_write_back(
         rid for kind in ("Contact", "Lead") for rid, r in sf.records[kind].items() if "Plan__c" in r
     }
     assert sf_written == {ids["eve"]}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Its own `magpie serve`: this test kill -9s the worker, and a worker killed while it held the
+    stitch lock would stall stitching on the session's shared server until the lock expired."""
+    process = ServerProcess(tmp_path_factory.mktemp("crm-server") / "data").start()
+    yield process
+    process.stop()
 
 
 async def test_crm_sources_profiles_and_trait_sync_through_the_server(server: ServerProcess) -> None:
