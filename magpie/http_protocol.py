@@ -8,6 +8,11 @@ A connection moves through phases, each with its own deadline:
 - body: from the end of the head until the whole body has arrived, else 408 and close.
 - idle: between a response and the next request, uvicorn's own keep-alive timer (`timeout_keep_alive`).
 
+An error answer (408, 431) is followed by a bounded lingering close, as nginx does: the write side is
+shut (FIN after the answer), whatever the client still sends is read and dropped for up to
+`LINGER_S`, then the socket closes. Closing at once with unread input makes the kernel send a reset,
+which can arrive before the client has read the answer and destroy it.
+
 And one more for slow readers: a response stalled because the client stops reading (the write buffer
 stays over its high-water mark) for `send_timeout_s` is abandoned and the connection aborted, so a
 client cannot pin a request task and megabytes of buffers by pipelining requests and never reading.
@@ -35,6 +40,7 @@ from magpie.settings import Settings
 
 Phase = Literal["head", "body"]
 _SLACK_S = 0.001  # a timer firing this close to its deadline counts as on time
+LINGER_S = 2.0  # how long an answered-and-closing connection keeps draining the client's input
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class SlowClientProtocol(HttpToolsProtocol):
         self._too_large = False
         self._send_timer: asyncio.TimerHandle | None = None
         self._running: RequestResponseCycle | None = None  # the request whose app task runs
+        self._linger_timer: asyncio.TimerHandle | None = None  # set while draining before close
 
     # --- deadlines ---------------------------------------------------------------------------
     def _timeout_s(self, phase: Phase) -> float:
@@ -135,10 +142,16 @@ class SlowClientProtocol(HttpToolsProtocol):
         cycle.message_event.set()
 
     def _close_with(self, status: int | None) -> None:
-        if status is not None:
-            self.transport.write(plain_response(status))
         self._phase = None
-        self.transport.close()
+        if status is None or not self.transport.can_write_eof():
+            if status is not None:
+                self.transport.write(plain_response(status))
+            self.transport.close()
+            return
+        self.transport.write(plain_response(status))
+        self.transport.write_eof()  # the answer, then FIN; reading goes on (and is dropped) a while
+        self.flow.resume_reading()
+        self._linger_timer = self.loop.call_later(LINGER_S, self.transport.close)
 
     def _reject_head(self) -> None:
         """431 and close; no answer while the previous response is unfinished (it would take its place)."""
@@ -152,10 +165,10 @@ class SlowClientProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = None
-        for timer in (self._timer, self._send_timer):
+        for timer in (self._timer, self._send_timer, self._linger_timer):
             if timer is not None:
                 timer.cancel()
-        self._timer = self._send_timer = None
+        self._timer = self._send_timer = self._linger_timer = None
         running = self._running
         if running is not None and running is not self.cycle and not running.response_complete:
             # uvicorn tells only the newest request; one running ahead of pipelined ones must hear too,
@@ -186,6 +199,8 @@ class SlowClientProtocol(HttpToolsProtocol):
             self.transport.abort()  # close() would wait for the unread buffer to drain
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_timer is not None:
+            return  # answered and closing: input is drained and dropped
         self._unset_keepalive_if_required()
         messages, in_head = self._messages, self._phase == "head"
         try:

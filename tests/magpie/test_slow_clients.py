@@ -148,6 +148,19 @@ def test_slowloris_head_is_answered_408_and_closed_after_the_header_deadline(str
     assert received.startswith(b"HTTP/1.1 408 "), received
 
 
+def test_the_408_is_not_destroyed_by_a_client_that_keeps_sending(strict: ServerProcess) -> None:
+    """Closing with the client's bytes still arriving makes the kernel answer them with a reset, which
+    can wipe the 408 before it is read; the server shuts its write side and drains for a while instead."""
+    sock = _connect(strict)
+    sock.sendall(b"POST /v1/track HTTP/1.1\r\nHost: magpie\r\nX-Slow: ")
+    time.sleep(HEAD_S + 0.5)  # the 408 is waiting, unread, in our receive buffer
+    for _ in range(4):
+        sock.sendall(b"a" * 4096)  # would raise BrokenPipe/ConnectionReset after a plain close
+        time.sleep(0.1)
+    received, _ = _wait_closed(sock, give_up_s=5)
+    assert received.startswith(b"HTTP/1.1 408 "), received
+
+
 def test_a_silent_connection_is_closed_after_the_header_deadline(strict: ServerProcess) -> None:
     sock = _connect(strict)
     started = time.monotonic()
