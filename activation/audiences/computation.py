@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -22,6 +23,7 @@ from activation.audiences.compiler import compile_audience, sql_time
 from activation.audiences.current import members_sql
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
+from activation.locks import LockNotAcquired, held
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from activation.services import of as services_of
@@ -53,7 +55,7 @@ _COUNTS = (
     " countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
     f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
 )
-LOCK_TIMEOUT_S = 120
+LOCK_WAIT_S = 120
 RUN_COLUMNS = ["audience_id", "computed_at", "members", "entered", "exited", "duration_ms"]
 
 
@@ -61,17 +63,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def audience_lock(redis: Any, audience_id: str) -> contextlib.AbstractAsyncContextManager[Any]:
+@contextlib.asynccontextmanager
+async def audience_lock(redis: Any, audience_id: str) -> AsyncIterator[None]:
     """One change-writer per audience at a time: a full run and a streaming micro-batch that both read
-    the current members before either writes would record the same entry or exit twice."""
+    the current members before either writes would record the same entry or exit twice. Waits up to
+    LOCK_WAIT_S, then raises (the job is retried); the lock is renewed while held (activation.locks)."""
     if redis is None:
-        return contextlib.nullcontext()
-    return cast(
-        contextlib.AbstractAsyncContextManager[Any],
-        redis.lock(
-            f"magpie:audience:lock:{audience_id}", timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S
-        ),
-    )
+        yield
+        return
+    async with held(redis, f"magpie:audience:lock:{audience_id}", wait_s=LOCK_WAIT_S) as acquired:
+        if not acquired:
+            raise LockNotAcquired(f"audience {audience_id} stayed locked for {LOCK_WAIT_S} s")
+        yield
 
 
 async def compute_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Stitching jobs: plain async functions for any queue (the worker module registers them with arq).
 
 ctx["services"].ch is a synchronous clickhouse-connect client (called through a thread), .redis a
-redis.asyncio client. One stitch runs at a time (a Redis lock); a run that finds the lock taken
+redis.asyncio client. One stitch runs at a time (a Redis lock with a short TTL renewed while the run
+lives, activation.locks, so a killed worker frees it within seconds); a run that finds the lock taken
 returns at once, since the running one or the next tick covers its events. Every run records
 its outcome in a Redis hash that the API and /metrics read, so failures are visible, not just logged.
 """
@@ -18,6 +19,7 @@ import orjson
 
 from activation.identity.cache import ProfileCache
 from activation.identity.stitching import StitchReport, stitch_full, stitch_incremental
+from activation.locks import held
 from activation.services import of as services_of
 
 STITCH_JOB = "identity_stitch"
@@ -27,7 +29,7 @@ LOCK_KEY = "magpie:identity:stitch:lock"
 STATUS_KEY = "magpie:identity:stitch:status"
 # Each run's touched profiles, for the `stream_audiences` job (the key is the contract between them)
 CHANGES_KEY = "magpie:identity:changes"
-LOCK_TIMEOUT_S = 900
+FULL_WAIT_S = 900  # a full restitch waits this long for a running stitch (the lock itself: activation.locks)
 DEBOUNCE_S = 1.0
 log = logging.getLogger(__name__)
 
@@ -50,23 +52,19 @@ async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
 async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
     services = services_of(ctx)
     redis = services.redis
-    lock = redis.lock(
-        LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking=mode == "full", blocking_timeout=LOCK_TIMEOUT_S
-    )
-    if not await lock.acquire():
-        return {"mode": mode, "skipped": "another stitch is running"}
-    try:
-        report = await asyncio.to_thread(_stitch, services.ch, mode, services.clock())
-    except Exception as exc:
-        await _record(
-            redis,
-            {"last_error": f"{type(exc).__name__}: {exc}"[:500], "last_error_at": str(time.time())},
-            failed=True,
-        )
-        log.exception("identity %s stitch failed", mode)
-        raise
-    finally:
-        await lock.release()
+    async with held(redis, LOCK_KEY, wait_s=FULL_WAIT_S if mode == "full" else 0) as acquired:
+        if not acquired:
+            return {"mode": mode, "skipped": "another stitch is running"}
+        try:
+            report = await asyncio.to_thread(_stitch, services.ch, mode, services.clock())
+        except Exception as exc:
+            await _record(
+                redis,
+                {"last_error": f"{type(exc).__name__}: {exc}"[:500], "last_error_at": str(time.time())},
+                failed=True,
+            )
+            log.exception("identity %s stitch failed", mode)
+            raise
     await _invalidate(ProfileCache(redis), report)
     await _announce(redis, report)
     await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)

@@ -21,6 +21,7 @@ import orjson
 from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier
 from activation.identity.jobs import LOCK_KEY as STITCH_LOCK
+from activation.locks import held
 from activation.privacy import audit, requests
 from activation.privacy.expand import expand
 from activation.privacy.keyspace import scrub
@@ -119,14 +120,11 @@ async def _erase(
     rows: dict[str, int] = {}
     # Under the stitch lock: a stitch run that read the person's events before they were erased
     # would otherwise write their links, mapping and profile back after the forget.
-    lock = services.redis.lock(STITCH_LOCK, timeout=LOCK_S, blocking=True, blocking_timeout=LOCK_S)
-    if not await lock.acquire():
-        raise StitchBusy("the identity stitch lock stayed taken; the request is retried")
-    try:
+    async with held(services.redis, STITCH_LOCK, wait_s=LOCK_S) as acquired:
+        if not acquired:
+            raise StitchBusy("the identity stitch lock stayed taken; the request is retried")
         for path in wiring.paths:
             rows |= await asyncio.to_thread(path.forget, services.ch, person)
-    finally:
-        await lock.release()
     await ProfileCache(services.redis).invalidate(person.profile_ids, person.identifiers)
     keys = await scrub(services.redis, person.values() | person.profile_ids)
     receipt = {"destinations": destinations, "rows_removed": rows, "redis_keys_removed": keys}
