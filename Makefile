@@ -53,6 +53,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m activation.identity.tick_bench
 	$(BIN)/python -m activation.audiences.bench
 	$(BIN)/python -m activation.connections.bench
+	$(BIN)/python -m activation.audiences.stream_bench
 	$(BIN)/python -m activation.privacy.bench
 
 clean:
