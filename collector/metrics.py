@@ -13,6 +13,7 @@ HELP = {
     "magpie_events_dropped_total": "Events a pipeline step dropped (acknowledged, not stored), by reason",
     "magpie_events_suppressed_total": "Events carrying a suppressed identifier (acknowledged, not stored)",
     "magpie_events_stored_total": "Events inserted into ClickHouse",
+    "magpie_events_store_rejected_total": "Events ClickHouse refused at insert (kept in rejected_events)",
     "magpie_requests_total": "Tracking requests by HTTP status",
     "magpie_store_write_failures_total": "Failed attempts to write a chunk to ClickHouse",
     "magpie_job_runs_total": "Background job runs",

@@ -5,6 +5,12 @@ cannot be decoded to the quarantine file → claim the messageIds in Redis (drop
 insert events and rejected rows with deduplication tokens derived from the intent → record the
 new position → delete consumed segments. A token is derived from the spool's random id and the
 chunk's range, so it is unique to this spool directory's lifetime.
+If ClickHouse refuses some rows' data (`RowsRejected`: a parse, type, range or constraint error, the
+same every time), the block is split in halves until each refused row stands alone; the others are
+stored, each refused event becomes a `rejected_events` row (reason `store_rejected`, ClickHouse's
+message) and its record is quarantined; the split is a function of the chunk, so a replay derives
+the same blocks and tokens. (One chunk is one INSERT block, at most 20 k rows and 48 MiB, under
+ClickHouse's squashing thresholds, so a refused insert wrote nothing.)
 If ClickHouse or Redis is down the loop backs off and retries the same intent; the spool keeps
 absorbing new events meanwhile (up to its byte limit). Any other error stops `Writer.run`;
 `WriterSupervisor` logs it, reports not ready, and restarts a fresh writer from the checkpoint.
@@ -19,17 +25,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from collector.checkpoint import Checkpoint, Intent, load_checkpoint, save_checkpoint
 from collector.dedupe import claim
+from collector.ingest import MAX_REJECTED_PAYLOAD
 from collector.metrics import Metrics
 from collector.quarantine import quarantine
-from collector.records import EVENT, CorruptRecord, SpoolRecord, decode
+from collector.records import EVENT, REJECTED, CorruptRecord, SpoolRecord, decode
 from collector.spool import Record, Spool
-from collector.store import EventStore, StoreUnavailable
+from collector.store import EventStore, RowsRejected, StoreUnavailable
+from collector.timestamps import iso
 
 log = logging.getLogger("magpie.writer")
 
@@ -44,6 +54,7 @@ RETRY_MAX_S = 5.0
 # inserts and blocks grow with the load instead of the insert rate (ClickHouse: about one INSERT per
 # second per table). At low load a write is quick and the flush interval rules.
 GATHER_PER_WRITE = 2.0
+STORE_REJECTED = "store_rejected"  # rejected_events.reason of a row ClickHouse refused at insert
 GATHER_MAX_S = 5.0  # however slow the store gets, a chunk is gathered for at most this long
 
 
@@ -123,34 +134,79 @@ class Writer:
         records = self.spool.read(intent.start, CHUNK_MAX_RECORDS, CHUNK_MAX_BYTES)
         return [r for r in records if r.end <= intent.end]
 
-    async def _decode(self, records: list[Record]) -> list[SpoolRecord]:
+    async def _decode(self, records: list[Record]) -> list[tuple[Record, SpoolRecord]]:
         """Decoded records; one that cannot be decoded is quarantined and skipped, never retried."""
         items = []
         for record in records:
             try:
-                items.append(decode(record.payload))
+                items.append((record, decode(record.payload)))
             except CorruptRecord as exc:
-                await asyncio.to_thread(quarantine, self.spool.dir, record.position, record.payload)
-                self.metrics.inc("magpie_spool_records_quarantined_total")
+                await self._quarantine(record)
                 log.error("writer: quarantined the undecodable spool record at %s: %s", record.position, exc)
         return items
 
-    async def _write(self, intent: Intent, items: list[SpoolRecord]) -> None:
-        events = [i for i in items if i.kind == EVENT]
-        owned = await claim(self.redis, [(e.source_id, e.message_id, e.ingest_id) for e in events])
+    async def _quarantine(self, record: Record) -> None:
+        await asyncio.to_thread(quarantine, self.spool.dir, record.position, record.payload)
+        self.metrics.inc("magpie_spool_records_quarantined_total")
+
+    async def _write(self, intent: Intent, items: list[tuple[Record, SpoolRecord]]) -> None:
+        events = [i for i in items if i[1].kind == EVENT]
+        owned = await claim(self.redis, [(e.source_id, e.message_id, e.ingest_id) for _, e in events])
         fresh = [e for e, mine in zip(events, owned, strict=True) if mine]
-        repeated = Counter(e.source_id for e, mine in zip(events, owned, strict=True) if not mine)
+        repeated = Counter(e.source_id for (_, e), mine in zip(events, owned, strict=True) if not mine)
         for source_id, count in repeated.items():
             self.metrics.inc("magpie_events_deduplicated_total", source_id, count)
-        rejected = [i for i in items if i.kind != EVENT]
-        await self.store.insert_rows("events", [e.row for e in fresh], intent.token + ":e")
-        await self.store.insert_rows("rejected_events", [r.row for r in rejected], intent.token + ":r")
-        for source_id, count in Counter(e.source_id for e in fresh).items():
-            self.metrics.inc("magpie_events_stored_total", source_id, count)
+        rejected = [i for i in items if i[1].kind != EVENT]
+        refused = await self._insert("events", fresh, intent.token + ":e")
+        refusals = [(record, store_rejection(item, reason)) for (record, item), reason in refused]
+        for (record, _), _reason in refused:
+            await self._quarantine(record)
+        refused_rows = await self._insert("rejected_events", rejected + refusals, intent.token + ":r")
+        for (record, _), reason in refused_rows:
+            await self._quarantine(record)
+            log.error("writer: ClickHouse refused a rejected_events row (%s); quarantined", reason)
+        taken = Counter(i.source_id for (_, i), _ in refused)
+        for source_id, count in Counter(e.source_id for _, e in fresh).items():
+            if count - taken[source_id]:
+                self.metrics.inc("magpie_events_stored_total", source_id, count - taken[source_id])
+        for source_id, count in taken.items():
+            self.metrics.inc("magpie_events_store_rejected_total", source_id, count)
+
+    async def _insert(
+        self, table: str, items: list[tuple[Record, SpoolRecord]], token: str
+    ) -> list[tuple[tuple[Record, SpoolRecord], str]]:
+        """Insert the rows as one block; the items ClickHouse refuses (each isolated by halving the
+        block, tokens derived per half), with ClickHouse's reason."""
+        try:
+            await self.store.insert_rows(table, [item.row for _, item in items], token)
+            return []
+        except RowsRejected as exc:
+            if len(items) == 1:
+                log.error("writer: ClickHouse refused one %s row: %s", table, exc)
+                return [(items[0], exc.reason)]
+        half = len(items) // 2
+        first = await self._insert(table, items[:half], token + ".0")
+        return first + await self._insert(table, items[half:], token + ".1")
 
     async def _save(self, checkpoint: Checkpoint) -> None:
         await asyncio.to_thread(save_checkpoint, self.path, checkpoint)  # fsyncs stay off the event loop
         self.checkpoint = checkpoint
+
+
+def store_rejection(item: SpoolRecord, reason: str) -> SpoolRecord:
+    """The rejected_events record of an event row ClickHouse refused: its raw row as the payload."""
+    received_at = iso(datetime.now(UTC))  # the writer's clock: the refused row's own may be the fault
+    row = {
+        "source_id": item.source_id,
+        "received_at": received_at,
+        "reason": STORE_REJECTED,
+        "detail": reason,
+        "batch_index": -1,  # the request is long answered; its index is not in the row
+        "message_id": item.message_id,
+        "payload": item.row[:MAX_REJECTED_PAYLOAD].decode("utf-8", errors="replace"),
+        "ingest_id": item.ingest_id,
+    }
+    return SpoolRecord(REJECTED, item.source_id, item.message_id, item.ingest_id, orjson.dumps(row))
 
 
 RESTART_MIN_S = 0.1

@@ -23,7 +23,7 @@ from collector.quarantine import read_quarantine
 from collector.records import EVENT, encode
 from collector.settings import CollectorSettings
 from collector.spool import Position, Spool
-from collector.store import EventStore
+from collector.store import EventStore, data_error_code
 from collector.writer import Writer, WriterSupervisor
 from magpie.health import health_routes
 
@@ -83,6 +83,48 @@ async def test_an_undecodable_record_is_quarantined_and_never_blocks_the_rest(
     assert writer.checkpoint.position == spool.committed and writer.checkpoint.intent is None
     assert "quarantined the undecodable spool record at Position(segment=1" in caplog.text
     spool.close()
+
+
+def _refused(source_id: str, message_id: str) -> bytes:
+    """An event record whose row ClickHouse refuses on every try (its timestamp is not a time)."""
+    row = orjson.loads(_row(source_id, message_id, "ingest-" + message_id))
+    return encode(
+        EVENT, source_id, message_id, "ingest-" + message_id, orjson.dumps({**row, "timestamp": "soon"})
+    )
+
+
+async def test_rows_clickhouse_refuses_are_rejected_alone_and_block_nothing(
+    tmp_path: Path, ch: Client, store: EventStore, redis: aioredis.Redis
+) -> None:
+    """Before, the writer retried the refused block forever: nothing stored again, from any source."""
+    source = uuid.uuid4().hex
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    records = [_event(source, f"m{i}") for i in range(9)]
+    bad = [_refused(source, "bad1"), _refused(source, "bad2")]
+    records[2:2], records[7:7] = bad[:1], bad[1:]
+    await spool.append(records)
+    await spool.append([_event(source, "later")])
+    metrics = Metrics()
+    await _drain(Writer(spool, store, redis, metrics, 0.01))
+    assert _stored(ch, source) == sorted([*(f"m{i}" for i in range(9)), "later"])
+    sql = (
+        "SELECT message_id, reason, detail, payload FROM rejected_events WHERE source_id = {s:String}"
+        " ORDER BY message_id"
+    )
+    refused = ch.query(sql, parameters={"s": source}).result_rows
+    assert [(r[0], r[1]) for r in refused] == [("bad1", "store_rejected"), ("bad2", "store_rejected")]
+    assert all("DateTime" in r[2] and '"timestamp":"soon"' in r[3] for r in refused), refused
+    assert [payload for _, payload in read_quarantine(spool.dir)] == bad
+    assert metrics.value("magpie_events_store_rejected_total", source) == 2
+    assert metrics.value("magpie_events_stored_total", source) == 10
+    spool.close()
+
+
+def test_only_errors_that_name_the_data_count_as_refusals() -> None:
+    assert data_error_code(Exception("Code: 41. DB::Exception: Cannot parse DateTime")) == 41
+    assert data_error_code(Exception("Code: 241. DB::Exception: Memory limit exceeded")) is None
+    assert data_error_code(Exception("Code: 252. DB::Exception: Too many parts")) is None
+    assert data_error_code(OSError("connection refused")) is None
 
 
 async def test_control_characters_and_old_format_records_reach_clickhouse(
