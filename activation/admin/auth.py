@@ -1,14 +1,20 @@
 """Admin bearer tokens: hashed at rest, scoped, revocable.
 
 A token is shown once when created; only its SHA-256 is stored. Scopes: `admin` (everything),
-`read` (GET on the admin API), `profiles:read` (the Profile API). A cache of the table is
-refreshed every few seconds, so a revocation reaches every process quickly.
+`read` (GET on the admin API), `profiles:read` (the Profile API). Each process caches the table:
+older than CACHE_S it is refreshed in the background while requests go on with the cached copy (no
+request waits on ClickHouse for it), so a revocation reaches every process within a few seconds;
+older than STALE_MAX_S (ClickHouse unreachable) requests wait for a reload. A token not in the cache
+(created in another process a moment ago, or made up) reloads at most every UNKNOWN_RELOAD_S, and
+concurrent reloads share one query, so a flood of invented tokens costs ClickHouse nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -22,6 +28,9 @@ from activation.db import Database
 
 SCOPES = ("admin", "read", "profiles:read")
 CACHE_S = 2.0
+STALE_MAX_S = 30.0
+UNKNOWN_RELOAD_S = 0.5
+log = logging.getLogger(__name__)
 _COLUMNS = ["id", "name", "token_hash", "scopes", "revoked", "created_at", "version"]
 
 
@@ -50,16 +59,39 @@ class TokenStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._by_hash: dict[str, Token] = {}
-        self._loaded_at = 0.0
+        self._loaded_at = -STALE_MAX_S  # monotonic time of the last load; never loaded
+        self._loading: asyncio.Task[None] | None = None
+        self._background: asyncio.Task[None] | None = None
 
     async def _load(self) -> None:
+        """Reload the table; callers at the same time share one query."""
+        if self._loading is None or self._loading.done():
+            self._loading = asyncio.create_task(self._query())
+        await asyncio.shield(self._loading)
+
+    async def _query(self) -> None:
         rows = await self.db.rows("SELECT id, name, token_hash, scopes, revoked FROM tokens FINAL")
         self._by_hash = {str(h): Token(str(i), str(n), tuple(s), bool(r)) for i, n, h, s, r in rows}
         self._loaded_at = time.monotonic()
 
+    def _refresh_in_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            await self._load()
+        except Exception:  # the cached copy serves on; requests wait only past STALE_MAX_S
+            log.warning("refreshing the admin tokens failed", exc_info=True)
+
     async def authenticate(self, secret: str) -> Token | None:
         digest = hash_token(secret)
-        if time.monotonic() - self._loaded_at > CACHE_S or digest not in self._by_hash:
+        age = time.monotonic() - self._loaded_at
+        if age > STALE_MAX_S:
+            await self._load()
+        elif age > CACHE_S:
+            self._refresh_in_background()
+        if digest not in self._by_hash and time.monotonic() - self._loaded_at > UNKNOWN_RELOAD_S:
             await self._load()
         for known, token in self._by_hash.items():
             if hmac.compare_digest(known, digest):
@@ -70,7 +102,7 @@ class TokenStore:
         now = datetime.now(UTC)
         row = [id_, name, digest, scopes, int(revoked), now, time.time_ns()]
         await self.db.insert("tokens", [row], _COLUMNS)
-        self._loaded_at = 0.0
+        self._loaded_at = -STALE_MAX_S  # this process sees its own change at once
 
     async def create(self, name: str, scopes: list[str]) -> tuple[str, str]:
         bad = [s for s in scopes if s not in SCOPES]
