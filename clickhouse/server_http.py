@@ -98,11 +98,12 @@ def summary(stats: Mapping[str, int]) -> str:
 
 
 def stats_of(result: Any) -> dict[str, int]:
-    """The counters of a chdb result (query or insert) under ClickHouse's summary names."""
+    """The counters of a chdb result (query or insert) under ClickHouse's summary names. chdb's
+    `rows_read` counts the result's rows; what was read from storage is `storage_rows_read`."""
     stats: dict[str, int] = {}
     for key, attr in (
-        ("read_rows", "rows_read"),
-        ("read_bytes", "bytes_read"),
+        ("read_rows", "storage_rows_read"),  # rows read from tables, as ClickHouse reports them
+        ("read_bytes", "storage_bytes_read"),
         ("written_rows", "rows_written"),
     ):
         method = getattr(result, attr, None)

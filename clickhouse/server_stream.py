@@ -39,8 +39,8 @@ class Producer:
                 self._ended = True
                 tail = self._compressor.flush() if self._compressor else b""
                 return tail or None
-            self.stats["read_rows"] += int(chunk.rows_read())
-            self.stats["read_bytes"] += int(chunk.bytes_read())
+            self.stats["read_rows"] += int(chunk.storage_rows_read())  # from tables, not the result's
+            self.stats["read_bytes"] += int(chunk.storage_bytes_read())
             data = chunk.bytes()
             if self._compressor is not None:
                 data = self._compressor.compress(data)

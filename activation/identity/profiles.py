@@ -1,9 +1,11 @@
 """Profile recomputation in ClickHouse: merged traits, built-in and user-defined computed traits.
 
-Profiles are rebuilt from aggregate states (`activation.identity.states`, migration 0009), never
-from the events themselves: the states of a profile's identifier pairs are merged, so the cost of
-a recompute follows what the profile holds (pairs × event names × active days), not the size of
-the event history, and merges or unmerges only regroup pairs.
+Profiles are rebuilt from aggregate states (`activation.identity.states`, migrations 0009 and
+0014), never from the events themselves: built-in and all-time traits from the states per pair and
+event name, windowed computed traits from the states per day. The states of a profile's identifier
+pairs are merged, so the cost of a recompute follows what the profile holds (pairs × event names,
+× active days for a windowed trait), not the size of the event history, and merges or unmerges
+only regroup pairs.
 
 Bots: a profile is a bot when more than half of its events that carry a user agent of their own
 (`context.userAgent`, which browsers, the tag and mobile SDKs send) are flagged as bots. Events
@@ -30,7 +32,7 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
-from activation.identity.states import EVENT_STATES, TRAIT_STATES, owned, scope_of
+from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, owned, scope_of
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
@@ -90,13 +92,15 @@ WHERE profile_id != '' AND profile_id NOT IN
 GROUP BY profile_id
 """
 
+# All-time traits read the pair states (a row per pair and event name), windowed ones the days.
 _COMPUTED = """
 INSERT INTO profile_computed_traits (profile_id, name, value, computed_at, version, deleted)
 SELECT profile_id, {name:String}, AGG, {now:DateTime64(3, 'UTC')}, {v:UInt64} + 1, 0
 FROM (STATES)
-WHERE event = {event:String} AND day >= toDate({since:DateTime64(3, 'UTC')})
+WHERE event = {event:String} DAYS
 GROUP BY profile_id
 """
+_IN_WINDOW = "AND day >= toDate({since:DateTime64(3, 'UTC')})"
 
 CHUNK = 1000
 _TOMBSTONES = {
@@ -121,7 +125,7 @@ def _recompute(
 ) -> None:
     scope = None if ids is None else scope_of(ch, ids)
     params: dict[str, object] = {"v": version, **({"p": []} if scope is None else scope.params())}
-    states, traits = owned(EVENT_STATES, ids), owned(TRAIT_STATES, ids)
+    pairs, days, traits = owned(PAIR_STATES, ids), owned(EVENT_STATES, ids), owned(TRAIT_STATES, ids)
     has_records = scope is None or bool(params["r"])
     records = _RECORDS_ALL if scope is None else _RECORDS_SCOPED
     record_traits = _RECORD_TRAITS.replace("RECORDS", records) if has_records else ""
@@ -129,13 +133,13 @@ def _recompute(
         ch, _TRAITS.replace("TRAIT_STATES", traits).replace("RECORD_TRAITS", record_traits), parameters=params
     )
     for definition in definitions:
-        sql = _COMPUTED.replace("STATES", states).replace("AGG", aggregate_sql(definition))
-        since = (
-            now - timedelta(days=definition.window_days) if definition.window_days else datetime(1970, 1, 1)
-        )
+        windowed = definition.window_days > 0
+        sql = _COMPUTED.replace("STATES", days if windowed else pairs).replace("DAYS", _IN_WINDOW * windowed)
+        since = now - timedelta(days=definition.window_days)
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
+        sql = sql.replace("AGG", aggregate_sql(definition))
         _run(ch, sql, parameters={**params, **extra, "now": now, "since": since})
-    _run(ch, _PROFILES.replace("STATES", states), parameters=params)  # last: the profile is complete
+    _run(ch, _PROFILES.replace("STATES", pairs), parameters=params)  # last: the profile is complete
     if has_records:
         pscope = "1" if scope is None else "profile_id IN {p:Array(String)}"
         _run(ch, _RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)

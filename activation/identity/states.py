@@ -12,7 +12,7 @@ travel in the request body), so a tick costs what the touched profiles hold, wha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
@@ -23,6 +23,7 @@ from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
+PAIR_STATES = "profile_pair_states"  # 0014: the day states summed per pair and event name
 TRAIT_STATES = "profile_trait_states"
 # The scope's states, found by primary key from its identifiers (bound: resolved once per chunk).
 _SCOPED = (
@@ -51,6 +52,17 @@ _VIEW_SQL = (
     " WHERE database = currentDatabase() AND name IN {names:Array(String)}"
 )
 BACKFILL_MARK = "profile_states_backfilled"
+PAIRS_MARK = "profile_pair_states_backfilled"
+_OLDER = (
+    "SELECT count() FROM events"
+    " WHERE inserted_at >= {a:DateTime64(6, 'UTC')} AND inserted_at < {c:DateTime64(6, 'UTC')}"
+)
+_PAIR_VIEWS = ("profile_event_states_mv", "profile_pair_states_mv")
+_BOUNDED = (
+    "(SELECT * FROM {db}.events WHERE inserted_at >= {{a:DateTime64(6, 'UTC')}}"
+    " AND inserted_at < {{c:DateTime64(6, 'UTC')}}) AS events"
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PAIRS_OF = "SELECT anonymous_id, user_id FROM profile_pairs FINAL WHERE anonymous_id IN {a:Array(String)}"
 
 
@@ -110,11 +122,14 @@ def ensure_backfilled(ch: Client, now: datetime) -> int:
     """Feed the states from events stored before the views existed (an upgrade), once.
 
     The views see every insert from their creation on; events inserted before it are run through
-    each view's own SELECT here. Returns how many such events there were."""
+    each view's own SELECT here (the pair states of 0014 follow through their view on the day states).
+    Returns how many such events there were."""
     if read_setting(ch, BACKFILL_MARK):
+        ensure_pairs_backfilled(ch, now, EPOCH)
         return 0
     views = ch.query(_VIEW_SQL, parameters={"names": list(_VIEWS)}).result_rows
     cutoff = min(row[2] for row in views)
+    ensure_pairs_backfilled(ch, now, cutoff)  # older events reach the pair states through their view
     older = "SELECT count() FROM events WHERE inserted_at < {c:DateTime64(6, 'UTC')}"
     count = int(ch.query(older, parameters={"c": cutoff}).result_rows[0][0])
     for name, select, _, database in views if count else []:
@@ -125,7 +140,32 @@ def ensure_backfilled(ch: Client, now: datetime) -> int:
     return count
 
 
+def ensure_pairs_backfilled(ch: Client, now: datetime, after: datetime) -> int:
+    """Feed the pair states (0014) from events inserted in [after, the pair view's creation), once:
+    the day states of those events existed before the view did. `after` is where the day states'
+    own backfill starts feeding them through the view (EPOCH when it ran before). How many events."""
+    if read_setting(ch, PAIRS_MARK):
+        return 0
+    rows = ch.query(_VIEW_SQL, parameters={"names": list(_PAIR_VIEWS)}).result_rows
+    views = {str(name): (str(select), when, str(db)) for name, select, when, db in rows}
+    day_select, _, db = views["profile_event_states_mv"]
+    pair_select, created, _ = views["profile_pair_states_mv"]
+    params = {"a": _utc(after), "c": _utc(created)}
+    count = int(ch.query(_OLDER, parameters=params).result_rows[0][0]) if _utc(after) < _utc(created) else 0
+    if count:
+        days = day_select.replace(f"FROM {db}.events", "FROM " + _BOUNDED.format(db=db), 1)
+        body = pair_select.replace(f"FROM {db}.{EVENT_STATES}", f"FROM ({days}) AS {EVENT_STATES}", 1)
+        ch.command(f"INSERT INTO {PAIR_STATES} {body}", parameters=params)
+    write_setting(ch, PAIRS_MARK, str(count), now)
+    return count
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
     """Erase the states of every pair holding one of the person's identifiers (privacy, SPEC §9)."""
     where, params = f"user_id IN {VALUES} OR anonymous_id IN {VALUES}", person.params()
-    return {t: erase(ch, t, where, params) for t in (EVENT_STATES, TRAIT_STATES, "profile_pairs")}
+    tables = (EVENT_STATES, PAIR_STATES, TRAIT_STATES, "profile_pairs")
+    return {t: erase(ch, t, where, params) for t in tables}

@@ -62,7 +62,9 @@ ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
     ForgetPath(("identity_links", "identity_link_ids", "identity_link_log"), links.forget),
     ForgetPath(("identity_records", "identity_proposals"), proposals.forget),
     ForgetPath(("profiles", "profile_traits", "profile_computed_traits"), profiles.forget),
-    ForgetPath((states.EVENT_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget),
+    ForgetPath(
+        (states.EVENT_STATES, states.PAIR_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget
+    ),
     ForgetPath(("audience_snapshots", "audience_membership_changes"), computation.forget),
     ForgetPath(("sync_state",), state.forget),
     ForgetPath(("sync_dead_letters", "sync_runs"), runs.forget),
