@@ -24,8 +24,10 @@ import msgpack
 import orjson
 from arq import cron
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob
 from arq.worker import Function, Retry, Worker, func
+from redis.exceptions import RedisError
 
 from activation.retry import RetryLater
 from activation.sync.redact import Redactor
@@ -38,6 +40,11 @@ MAX_FAILURES_KEPT = 500
 MAX_TRIES = 5
 JOB_TIMEOUT_S = 600
 ARQ_GRACE_S = 5  # arq's own timeout fires later, so ours (a recorded failure) fires first
+# arq marks a running job with an in-progress key that expires after the longest job timeout + 10 s
+# (615 s here): a worker killed mid-job left its job, and every cron with a pinned id (the stitch
+# every 2 s), stuck for ten minutes. The key lives IN_PROGRESS_TTL_S instead and the worker renews
+# the keys of its running jobs every third of that, so a dead worker's jobs run again within a minute.
+IN_PROGRESS_TTL_S = 45.0
 # credential-looking values in an error message: `Bearer x`, `Basic x`, `token=x`, `"secret": "x"`, whsec_…
 _CREDENTIAL = re.compile(
     r"(?P<scheme>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
@@ -166,6 +173,7 @@ class JobRunner:
         self.pool: ArqRedis | None = None
         self.worker: Worker | None = None
         self._task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.pool = await create_pool(
@@ -198,7 +206,23 @@ class JobRunner:
             poll_delay=0.2,
             max_jobs=8,
         )
+        self.worker.in_progress_timeout_s = IN_PROGRESS_TTL_S  # renewed by _renew_in_progress
         self._task = asyncio.create_task(self.worker.async_run())
+        self._renewer = asyncio.create_task(self._renew_in_progress(self.worker))
+
+    async def _renew_in_progress(self, worker: Worker) -> None:
+        """Keep the in-progress keys of this worker's running jobs alive (see IN_PROGRESS_TTL_S)."""
+        ttl_ms = int(IN_PROGRESS_TTL_S * 1000)
+        while True:
+            await asyncio.sleep(IN_PROGRESS_TTL_S / 3)
+            running = [job_id for job_id, task in list(worker.tasks.items()) if not task.done()]
+            try:
+                async with worker.pool.pipeline(transaction=False) as pipe:
+                    for job_id in running:
+                        pipe.pexpire(in_progress_key_prefix + job_id, ttl_ms)  # no-op once deleted
+                    await pipe.execute()
+            except (OSError, RedisError):
+                log.warning("renewing the in-progress marks of %d jobs failed", len(running), exc_info=True)
 
     def _cron(self, spec: CronSpec) -> CronJob:
         job = _accounted(spec.function, self.metrics)
@@ -234,6 +258,8 @@ class JobRunner:
         return [orjson.loads(item) for item in raw]
 
     async def stop(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
         if self.worker is not None:
             await self.worker.close()
         if self._task is not None:

@@ -155,3 +155,71 @@ async def test_a_job_past_its_timeout_is_a_recorded_failure_and_the_list_is_boun
     entries = [orjson.loads(r) for r in raw]
     assert [e["job_id"] for e in entries] == ["slow-4", "slow-3", "slow-2"]
     assert entries[0]["message"] == "timed out after 0.05 s" and entries[0]["error"] == "TimeoutError"
+
+
+_DOOMED_WORKER = """
+import asyncio, sys
+import redis.asyncio as aioredis
+from collector.metrics import Metrics
+from magpie import worker
+
+worker.IN_PROGRESS_TTL_S = 1.5
+
+async def hang(ctx):
+    await aioredis.from_url(sys.argv[1]).set("hang:started", "1")
+    await asyncio.sleep(600)
+
+async def main():
+    runner = worker.JobRunner(sys.argv[1], worker.JobSet(functions=[hang]), Metrics())
+    await runner.connect()
+    await runner.start_worker()
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")  # inside arq's Worker.close
+async def test_a_job_of_a_killed_worker_runs_again_within_the_in_progress_ttl(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, arq's in-progress mark outlived a kill -9ed worker by 615 s (job timeout + 10 s): its job,
+    and any cron with a pinned id (the stitch), stayed stuck for ten minutes."""
+    import subprocess
+    import sys
+
+    from magpie import worker
+
+    monkeypatch.setattr(worker, "IN_PROGRESS_TTL_S", 1.5)
+    client = aioredis.from_url(redis_url)
+    doomed = subprocess.Popen([sys.executable, "-c", _DOOMED_WORKER, redis_url])
+    ran: list[int] = []
+
+    async def hang(ctx: dict[str, Any]) -> None:
+        ran.append(ctx["job_try"])
+
+    runner = JobRunner(redis_url, JobSet(functions=[hang]), Metrics())
+    try:
+        await runner.connect()
+        assert await runner.enqueue("hang", job_id="hang-1")
+
+        async def started() -> bool:
+            return bool(await client.get("hang:started"))
+
+        await until(started)
+        await asyncio.sleep(2.5)  # past the TTL: renewed while the doomed worker lives
+        assert 0 < await client.pttl("arq:in-progress:hang-1") <= 1500
+        doomed.kill()
+        doomed.wait()
+        killed = time.monotonic()
+        await runner.start_worker()
+
+        async def rerun() -> bool:
+            return bool(ran)
+
+        await until(rerun, timeout_s=10)
+        assert time.monotonic() - killed < 6 and ran == [2]
+    finally:
+        doomed.kill()
+        await runner.stop()
+        await client.aclose()
