@@ -19,6 +19,7 @@ import ast
 import asyncio
 import base64
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -230,6 +231,8 @@ async def measure(rate: int, seconds: float, per_s: float) -> tuple[Bench, dict[
                 bench = Bench(server, hook, rate, seconds)
                 await asyncio.to_thread(bench.setup)
                 await bench.run(per_s)
+                if len(hook.entered) < len(bench.sent):  # say why, while the server's log exists
+                    print(server.log()[-4000:], file=sys.stderr)
                 return bench, await asyncio.to_thread(hops, bench)
         finally:
             server.stop()

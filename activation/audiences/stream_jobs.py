@@ -32,7 +32,6 @@ CHANGES_KEY = "magpie:identity:changes"
 LOCK_KEY = "magpie:audiences:stream:lock"
 SWEEP_KEY = "magpie:audiences:sweep:last"
 BATCH = 500
-CHUNK = 500
 SYNC_JOB = "sync_destination"
 
 
@@ -62,26 +61,24 @@ async def _process(entries: list[dict[str, Any]], ctx: dict[str, Any], services:
     scope = sorted({p for e in entries for p in e.get("profiles", [])})
     newest = max((float(e["newest_event_at"]) for e in entries if e.get("newest_event_at")), default=None)
     changed = 0
-    for audience in ordered:
-        for start in range(0, len(scope), CHUNK):  # bounded parameters: they travel in the URL
-            chunk = scope[start : start + CHUNK]
-            async with audience_lock(services.redis, audience.id):
-                run = await asyncio.to_thread(
-                    streaming.evaluate, services.ch, audience, chunk, services.clock()
-                )
-            if run is not None:
-                changed += 1
-                await _deliver(ctx, services, audience, run)
+    for audience in ordered:  # one micro-batch per audience for the whole scope (chunked inside)
+        async with audience_lock(services.redis, audience.id):
+            run = await asyncio.to_thread(streaming.evaluate, services.ch, audience, scope, services.clock())
+        if run is not None:
+            changed += 1
+            await _deliver(ctx, services, audience, run)
     await asyncio.to_thread(freshness.record, services.ch, ordered, streaming.STREAMING, newest, time.time())
     freshness.publish(services.metrics, ordered, newest, time.time())
     return {"batches": len(entries), "profiles": len(scope), "audiences": len(ordered), "changed": changed}
 
 
 async def _deliver(ctx: dict[str, Any], services: Services, audience: Audience, run: dict[str, Any]) -> None:
-    """Micro-batch out: one sync per destination (coalesced per second), then the events if asked."""
-    tag = f"stream:{int(time.time())}"
+    """Micro-batch out: one sync per destination, then the events if asked. The job id names the run
+    (run times are unique per audience): an id already used is refused by the queue even after that
+    job started, so an id shared with an earlier micro-batch would leave this one's changes waiting
+    for the sync scheduler. Syncs of one destination still run one at a time (its lock)."""
     for destination_id in audience.destinations:
-        job_id = f"sync:{destination_id}:{audience.id}:{tag}"
+        job_id = f"sync:{destination_id}:{audience.id}:stream:{run['computed_at']}"
         await services.enqueue(SYNC_JOB, destination_id, audience.id, "streaming", job_id=job_id)
     if audience.emit_events:
         await emit_audience_events(ctx, audience.id, run["computed_at"])

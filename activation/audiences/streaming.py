@@ -19,28 +19,21 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from activation.audiences.compiler import compile_audience, sql_time
+from activation.audiences.compiler import compile_audience
 from activation.audiences.computation import RUN_COLUMNS, run_time
 from activation.audiences.current import members_sql
-from activation.audiences.limits import COMPUTE_SETTINGS
+from activation.audiences.limits import select
 from activation.audiences.store import Audience
 from activation.audiences.tree import Event, leaves, referenced_audiences
 
 STREAMING, BATCH = "streaming", "batch"
-_TIME = "DateTime64(3, 'UTC')"
+# Profiles per statement: the scope is bound as one Array(String) parameter, which travels in the
+# request body once it outgrows a URL (`query`, not `command`); a form field stays under ClickHouse's
+# http_max_field_value_size (128 KiB) at this size.
+CHUNK = 2000
 _SCOPED_CURRENT = members_sql(where=" AND profile_id IN {scope:Array(String)}")
-_CHANGES = (
-    "INSERT INTO audience_membership_changes (audience_id, profile_id, change, at)"
-    f" SELECT {{aid:String}}, profile_id, 'entered', {{at:{_TIME}}} FROM ({{select}})"
-    f" WHERE profile_id NOT IN ({_SCOPED_CURRENT})"
-    f" UNION ALL SELECT {{aid:String}}, profile_id, 'exited', {{at:{_TIME}}} FROM ({_SCOPED_CURRENT})"
-    " WHERE profile_id NOT IN ({select})"
-)
-_COUNTS = (
-    "SELECT countIf(change = 'entered'), countIf(change = 'exited') FROM audience_membership_changes"
-    f" WHERE audience_id = {{aid:String}} AND at = {{at:{_TIME}}}"
-)
 _MEMBERS = f"SELECT count() FROM ({members_sql()})"
+CHANGE_COLUMNS = ["audience_id", "profile_id", "change", "at"]
 
 
 @dataclass(frozen=True)
@@ -95,17 +88,34 @@ def windows(audience: Audience) -> list[Event]:
 
 
 def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: datetime) -> dict[str, Any] | None:
-    """One micro-batch: membership of `profile_ids` brought up to date; the run, or None if nothing
-    changed (no run row then)."""
+    """One micro-batch: membership of `profile_ids` brought up to date at one run time; the run, or
+    None if nothing changed (no run row then). The definition is evaluated once per chunk of the
+    scope and compared in Python with the scope's current members (the caller holds the audience
+    lock, so nothing writes changes in between)."""
     started = time.monotonic()
     at = run_time(ch, audience.id, now)
-    select, bound = compile_audience(audience.definition, at, profile_ids=profile_ids)
-    params = {**bound, "aid": audience.id, "at": sql_time(at), "scope": profile_ids}
-    ch.command(_CHANGES.replace("{select}", select), parameters=params, settings=COMPUTE_SETTINGS)
-    entered, exited = ch.query(_COUNTS, parameters=params).result_rows[0]
+    entered: list[str] = []
+    exited: list[str] = []
+    for start in range(0, len(profile_ids), CHUNK):
+        joined, left = _diff(ch, audience, profile_ids[start : start + CHUNK], at)
+        entered += joined
+        exited += left
     if not entered and not exited:
         return None
-    total = int(ch.query(_MEMBERS, parameters=params).result_rows[0][0])  # counted, never drifts
-    run = [audience.id, at, total, int(entered), int(exited), int((time.monotonic() - started) * 1000)]
+    rows = [[audience.id, pid, "entered", at] for pid in entered]
+    rows += [[audience.id, pid, "exited", at] for pid in exited]
+    ch.insert("audience_membership_changes", rows, column_names=CHANGE_COLUMNS)
+    total = int(
+        ch.query(_MEMBERS, parameters={"aid": audience.id}).result_rows[0][0]
+    )  # counted, never drifts
+    run = [audience.id, at, total, len(entered), len(exited), int((time.monotonic() - started) * 1000)]
     ch.insert("audience_runs", [run], column_names=RUN_COLUMNS)
     return {**dict(zip(RUN_COLUMNS, run, strict=True)), "computed_at": at.isoformat()}
+
+
+def _diff(ch: Client, audience: Audience, scope: list[str], at: datetime) -> tuple[list[str], list[str]]:
+    """(entering, exiting) profiles of this part of the scope, each sorted."""
+    sql, bound = compile_audience(audience.definition, at, profile_ids=scope)
+    qualifying = {str(row[0]) for row in select(ch, sql, bound)}
+    current = {str(row[0]) for row in select(ch, _SCOPED_CURRENT, {"aid": audience.id, "scope": scope})}
+    return sorted(qualifying - current), sorted(current - qualifying)
