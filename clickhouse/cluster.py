@@ -30,6 +30,8 @@ def render_cluster(statement: str, cluster: str, database: str) -> str:
     alter = _ALTER.match(statement)
     if alter:
         table, change = alter.group(1), alter.group(2)
+        if change.startswith("MODIFY QUERY"):
+            return f"ALTER TABLE {table} ON CLUSTER {cluster} {change}"  # a view: no local table
         local = f"ALTER TABLE {table}_local ON CLUSTER {cluster} {change}"
         if not _COLUMN_CHANGE.match(change):
             return local  # indexes, TTL, projections: the local tables only
