@@ -1,12 +1,15 @@
-"""Profiles from aggregate states (0009): which states belong to which profiles, and their merge.
+"""Profiles from aggregate states (0009, 0014): which states belong to which profiles, and their merge.
 
 `profile_event_states` / `profile_trait_states` hold one row per identifier pair (user_id,
-anonymous_id), event name and day, written by materialized views as events are inserted. A pair
-belongs to the profile its user_id is mapped to, else to its anonymous_id's (the attribution of
-`profile_events`). `owned(...)` is the FROM clause of a profile's states: for a scope it looks the
-pairs up by primary key (user ids; anonymous ids with no user id; pairs of an anonymous id whose
-user id is unmapped), from the scope's identifiers read once and bound as parameters (large ones
-travel in the request body), so a tick costs what the touched profiles hold, whatever the history.
+anonymous_id), event name and day (trait name), written by materialized views as events are
+inserted; `profile_pair_states` sums the day states per pair and event name (a view on the day
+states), so built-in and all-time traits read a row per pair and event name, not one per day of
+history. A pair belongs to the profile its user_id is mapped to, else to its anonymous_id's (the
+attribution of `profile_events`). `owned(...)` is the FROM clause of a profile's states: for a
+scope it looks the pairs up by primary key (user ids; anonymous ids with no user id; pairs of an
+anonymous id whose user id is unmapped), from the scope's identifiers read once and bound as
+parameters (large ones travel in the request body), so a tick costs what the touched profiles
+hold, whatever the history.
 """
 
 from __future__ import annotations
