@@ -15,6 +15,7 @@ from activation.connections.replay import replay_events
 from activation.crm.pull import pull_crm_source, schedule_crm_pulls
 from activation.identity.jobs import identity_restitch, identity_stitch
 from activation.maintenance import worker_heartbeat
+from activation.privacy.consent_states import backfill_consent_states
 from activation.privacy.deletion import privacy_delete
 from activation.privacy.export import privacy_export
 from activation.privacy.retention import expire_rejected_events, resume_privacy_requests
@@ -44,6 +45,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         replay_events,
         pull_crm_source,
         schedule_crm_pulls,
+        backfill_consent_states,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
@@ -63,5 +65,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         CronSpec(expire_rejected_events, daily_at=(4, 7)),  # MAGPIE_REJECTED_RETENTION_DAYS
         # event forwarding: one reader job loops ~10 s and queues its successor; this restarts the chain
         CronSpec(forward_events, every_s=5, run_at_startup=True),
+        # consent events stored before migration 0013 folded into its states once (then a single read)
+        CronSpec(backfill_consent_states, every_s=3600, run_at_startup=True),
     ]
     return JobSet(functions=functions, crons=crons, ctx=ctx)

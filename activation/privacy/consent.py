@@ -24,6 +24,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.resolve import resolved
+from activation.privacy.consent_states import pairs_sql
 
 CONSENT_DEFAULTS = ("allow", "deny")
 _SIGNALS = (
@@ -42,12 +43,6 @@ _REFUSED = (
     " HAVING argMax(JSONExtractBool(prefs, {{cat:String}}), at) = 0"
 )
 _RECORDED = "SELECT DISTINCT profile_id FROM ({signals})"
-_IDS_OF = "SELECT identifier_value FROM identity_map WHERE profile_id = {p} AND identifier_type = '{t}'"
-_OWN_EVENTS = (
-    "SELECT user_id, anonymous_id, consent, timestamp FROM events WHERE consent != ''"
-    f" AND (user_id IN ({_IDS_OF.replace('{t}', 'user_id')})"
-    f" OR anonymous_id IN ({_IDS_OF.replace('{t}', 'anonymous_id')}))"
-)
 
 
 def consent_default(config: Mapping[str, object], category: str) -> str:
@@ -81,13 +76,14 @@ def desired_sql(members_sql: str, category: str, default: str) -> str:
 
 def latest_sql(profile: str) -> str:
     """(prefs, at) of the newest consent signal of `profile` (an SQL expression: a bound parameter, or
-    an alias the caller's query defines). Only the events of the profile's identifiers are read (the
-    bloom filter indexes), each resolved to its profile by the one rule (identity.resolve)."""
-    events = resolved(_OWN_EVENTS.format(p=profile))
+    an alias the caller's query defines). Events count through the consent states of the profile's
+    identifiers (privacy.consent_states, by primary key), each pair resolved to its profile by the one
+    rule (identity.resolve)."""
+    pairs = resolved(pairs_sql(profile))
     return (
         "SELECT prefs, at FROM ("
-        f" SELECT consent AS prefs, timestamp AS at FROM ({events}) WHERE profile_id = {profile}"
-        " ORDER BY timestamp DESC LIMIT 1"
+        f" SELECT prefs, at FROM ({pairs}) WHERE profile_id = {profile}"
+        " ORDER BY at DESC LIMIT 1"
         " UNION ALL"
         " SELECT value AS prefs, updated_at AS at FROM profile_traits FINAL"
         f" WHERE profile_id = {profile} AND trait = 'consent' AND deleted = 0"

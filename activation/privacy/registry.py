@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from activation.audiences import computation
 from activation.identity import links, profiles, proposals, states
 from activation.identity import store as identity_store
-from activation.privacy import forget_connections, forget_crm, requests, suppressions
+from activation.privacy import consent_states, forget_connections, forget_crm, requests, suppressions
 from activation.privacy.person import Person
 from activation.sync import runs, state
 
@@ -65,6 +65,7 @@ ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
     ForgetPath(
         (states.EVENT_STATES, states.PAIR_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget
     ),
+    ForgetPath((consent_states.TABLE,), consent_states.forget),
     ForgetPath(("audience_snapshots", "audience_membership_changes"), computation.forget),
     ForgetPath(("sync_state",), state.forget),
     ForgetPath(("sync_dead_letters", "sync_runs"), runs.forget),

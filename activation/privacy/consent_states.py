@@ -1,0 +1,68 @@
+"""Per-identifier consent states (migration 0013): each (user_id, anonymous_id) pair's newest consent
+signal from events, kept by a materialized view at insert time, one row per identifier of the pair.
+
+`pairs_sql(profile)` reads the pairs of a profile's identifiers by primary key, so finding a profile's
+newest consent costs its number of pairs, not its history. Events stored before the view existed are
+folded in once by `backfill` (the `backfill_consent_states` job, at worker start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from activation.identity.store import read_setting, write_setting
+from activation.privacy.person import VALUES
+from activation.privacy.person import Person as PrivacyPerson
+from activation.services import of as services_of
+from clickhouse.erase import erase
+
+TABLE = "consent_states"
+BACKFILLED_MARK = "consent_states_backfilled"
+# (user_id, anonymous_id, prefs, at) of every pair holding an identifier ever mapped to `{profile}`
+_PAIRS = (
+    "SELECT user_id, anonymous_id, argMaxMerge(prefs) AS prefs, max(at) AS at FROM consent_states"
+    " WHERE (identifier_type, identifier_value) IN (SELECT identifier_type, identifier_value"
+    " FROM identity_map WHERE profile_id = {profile} AND identifier_type IN ('user_id', 'anonymous_id'))"
+    " GROUP BY user_id, anonymous_id"
+)
+# the view's SELECT (0013), for the events inserted up to a second after the view's creation
+_BACKFILL = (
+    "INSERT INTO consent_states SELECT id.1, id.2, user_id, anonymous_id,"
+    " argMaxState(consent, (timestamp, message_id)), max(timestamp) FROM events"
+    " ARRAY JOIN arrayFilter(x -> x.2 != '', [('user_id', user_id), ('anonymous_id', anonymous_id)]) AS id"
+    " WHERE consent != '' AND inserted_at <= (SELECT max(metadata_modification_time) + 1 FROM system.tables"
+    " WHERE database = currentDatabase() AND name = 'consent_states_mv')"
+    " GROUP BY id.1, id.2, user_id, anonymous_id"
+)
+
+
+def pairs_sql(profile: str) -> str:
+    """SELECT user_id, anonymous_id, prefs, at: the newest consent signal of each pair of the identifiers
+    ever mapped to `profile` (an SQL expression); the caller keeps the pairs resolving to it."""
+    return _PAIRS.replace("{profile}", profile)
+
+
+def backfill(ch: Client, now: datetime) -> bool:
+    """Fold the consent events stored before the view existed (an upgrade) into the states, once;
+    False when done before. Events also seen by the view count once (argMax, max)."""
+    if read_setting(ch, BACKFILLED_MARK):
+        return False
+    ch.command(_BACKFILL)
+    write_setting(ch, BACKFILLED_MARK, now.isoformat(), now)
+    return True
+
+
+async def backfill_consent_states(ctx: dict[str, Any]) -> dict[str, bool]:
+    """The job: `backfill` once per installation (the mark makes later runs a single read)."""
+    services = services_of(ctx)
+    return {"backfilled": await asyncio.to_thread(backfill, services.ch, services.clock())}
+
+
+def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:
+    """Erase the states of every pair holding one of the person's identifiers (privacy, SPEC §9)."""
+    where = f"user_id IN {VALUES} OR anonymous_id IN {VALUES} OR identifier_value IN {VALUES}"
+    return {TABLE: erase(ch, TABLE, where, person.params())}
