@@ -23,13 +23,26 @@ from activation.identity.identifiers import Identifier, identifier_problem, pars
 from activation.identity.lookup import lookup
 from activation.identity.store import read_rules
 from activation.profiles_api import history, reads
+from activation.profiles_api.fills import DEFAULT_LIMITS, Busy, Filled, FillLimits, Fills
 
 READ_SCOPE = "profiles:read"
+RETRY_AFTER_S = 1
 
 
 class _Handlers:
-    def __init__(self, ch_provider: ChProvider, require: Require, cache: ProfileCache | None) -> None:
+    def __init__(
+        self, ch_provider: ChProvider, require: Require, cache: ProfileCache | None, limits: FillLimits
+    ) -> None:
         self.ch_provider, self.require, self.cache = ch_provider, require, cache
+        self.fills = Fills(self._read_document, self._store if cache else None, limits)
+
+    def _read_document(self, identifier: Identifier) -> Filled | None:
+        document = reads.document(self.ch_provider(), identifier)
+        return Filled(document["profile_id"], orjson.dumps(document)) if document else None
+
+    async def _store(self, identifier: Identifier, filled: Filled) -> None:
+        assert self.cache is not None
+        await self.cache.put(identifier, filled.profile_id, filled.body)
 
     async def identify(self, request: Request) -> Identifier | Response:
         denied = await self.require(request, READ_SCOPE)
@@ -62,13 +75,15 @@ class _Handlers:
         cached = await self.cache.get(identifier) if self.cache else None
         if cached is not None:
             return Response(cached, media_type="application/json")
-        document = await asyncio.to_thread(reads.document, self.ch_provider(), identifier)
-        if document is None:
+        try:
+            filled = await self.fills.get(identifier)
+        except Busy:
+            busy = error(503, "busy", "too many profile reads in progress; retry shortly")
+            busy.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return busy
+        if filled is None:
             return error(404, "not_found", "no profile for this identifier")
-        body = orjson.dumps(document)
-        if self.cache:
-            await self.cache.put(identifier, document["profile_id"], body)
-        return Response(body, media_type="application/json")
+        return Response(filled.body, media_type="application/json")
 
     async def get_events(self, request: Request) -> Response:
         found = await self.resolve(request)
@@ -96,10 +111,15 @@ class _Handlers:
 
 
 def routes(
-    ch_provider: ChProvider, enqueue: Enqueue, require: Require, cache: ProfileCache | None = None
+    ch_provider: ChProvider,
+    enqueue: Enqueue,
+    require: Require,
+    cache: ProfileCache | None = None,
+    limits: FillLimits = DEFAULT_LIMITS,
 ) -> list[BaseRoute]:
-    """Profile read routes; with a cache, profile documents are served from Redis when fresh."""
-    h = _Handlers(ch_provider, require, cache)
+    """Profile read routes; with a cache, profile documents are served from Redis when fresh, and a
+    document missing from it is read under `limits` (profiles_api.fills)."""
+    h = _Handlers(ch_provider, require, cache, limits)
     return [
         Route("/v1/profiles/{key:path}/events", h.get_events, methods=["GET"]),
         Route("/v1/profiles/{key:path}/identities", h.get_identities, methods=["GET"]),

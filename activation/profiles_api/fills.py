@@ -1,0 +1,86 @@
+"""Cache fills for the Profile API: how a document missing from the cache is read from ClickHouse
+without letting misses hurt hits.
+
+- Single flight: concurrent requests for the same identifier share one read (per web process).
+- Bounded: at most `concurrency` reads run at once, in this module's own threads, so a backlog of
+  misses never occupies the default executor that token checks and other routes use; a hit (one
+  Redis round trip on the event loop) never waits for them.
+- Shed, not queued forever: with `max_pending` fills already started or waiting, a new miss is
+  refused at once (Busy → 503 with Retry-After), and a request gives up after `wait_s` (its fill
+  still completes and fills the cache for the next request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from activation.identity.identifiers import Identifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Filled:
+    profile_id: str
+    body: bytes  # the rendered document, as served and cached
+
+
+@dataclass(frozen=True)
+class FillLimits:
+    concurrency: int = 4  # reads in ClickHouse at once (per web process)
+    max_pending: int = 64  # fills started or waiting; a new miss beyond them is refused
+    wait_s: float = 5.0  # how long one request waits for its fill
+
+
+DEFAULT_LIMITS = FillLimits()
+Read = Callable[[Identifier], Filled | None]  # blocking: runs in the fill threads
+Store = Callable[[Identifier, Filled], Awaitable[None]]  # e.g. the Redis cache's put
+
+
+class Busy(Exception):
+    """Too many fills pending, or this one did not finish within wait_s: answer 503, try later."""
+
+
+class Fills:
+    def __init__(self, read: Read, store: Store | None, limits: FillLimits = DEFAULT_LIMITS) -> None:
+        self.read, self.store, self.limits = read, store, limits
+        self._gate = asyncio.Semaphore(limits.concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="profile-fill")
+        self._pending: dict[Identifier, asyncio.Task[Filled | None]] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def get(self, identifier: Identifier) -> Filled | None:
+        """The document read now (None: no such profile), shared with concurrent requests for it."""
+        task = self._pending.get(identifier)
+        if task is None:
+            if len(self._pending) >= self.limits.max_pending:
+                raise Busy(f"{len(self._pending)} profile reads pending")
+            task = asyncio.create_task(self._fill(identifier))
+            self._pending[identifier] = task
+            task.add_done_callback(lambda done: self._done(identifier, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.limits.wait_s)
+        except TimeoutError as exc:
+            raise Busy(f"profile read not done within {self.limits.wait_s} s") from exc
+
+    def _done(self, identifier: Identifier, task: asyncio.Task[Filled | None]) -> None:
+        self._pending.pop(identifier, None)
+        if not task.cancelled() and task.exception() is not None:  # retrieved here: waiters may be gone
+            log.warning("profile read for %s failed: %r", identifier.type, task.exception())
+
+    async def _fill(self, identifier: Identifier) -> Filled | None:
+        async with self._gate:
+            filled = await asyncio.get_running_loop().run_in_executor(self._pool, self.read, identifier)
+        if filled is not None and self.store is not None:
+            await self.store(identifier, filled)
+        return filled
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
