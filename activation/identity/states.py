@@ -156,11 +156,18 @@ def ensure_pairs_backfilled(ch: Client, now: datetime, after: datetime) -> int:
     params = {"a": _utc(after), "c": _utc(created)}
     count = int(ch.query(_OLDER, parameters=params).result_rows[0][0]) if _utc(after) < _utc(created) else 0
     if count:
-        days = day_select.replace(f"FROM {db}.events", "FROM " + _BOUNDED.format(db=db), 1)
-        body = pair_select.replace(f"FROM {db}.{EVENT_STATES}", f"FROM ({days}) AS {EVENT_STATES}", 1)
+        days = _swap_source(day_select, f"FROM {db}.events", "FROM " + _BOUNDED.format(db=db))
+        body = _swap_source(pair_select, f"FROM {db}.{EVENT_STATES}", f"FROM ({days}) AS {EVENT_STATES}")
         ch.command(f"INSERT INTO {PAIR_STATES} {body}", parameters=params)
     write_setting(ch, PAIRS_MARK, str(count), now)
     return count
+
+
+def _swap_source(select: str, source: str, bounded: str) -> str:
+    """A view's query reading `bounded` instead of its source (never the whole source by mistake)."""
+    if select.count(source) != 1:
+        raise RuntimeError(f"view query without exactly one {source!r}: {select[:120]!r}")
+    return select.replace(source, bounded)
 
 
 def _utc(value: datetime) -> datetime:
