@@ -32,6 +32,7 @@ from activation.sync.redact import Redactor
 
 JOB_NAME = "pull_crm_source"
 LOCK_TTL_S = 120.0
+BUSY_RETRY_S = 5.0  # a pull asked for while another runs retries after 5 s, 10 s, 15 s…
 log = logging.getLogger("magpie.crm")
 
 
@@ -56,7 +57,9 @@ async def pull_crm_source(ctx: dict[str, Any], source_id: str, trigger: str = "s
             await store.mark_interrupted(services.db, source_id)
             run = await _run(services, settings, source, trigger)
     except LockBusy:
-        raise RetryLater(f"source {source_id} is being pulled", LOCK_TTL_S) from None
+        # the holder is alive (its lock is renewed): ask again soon, then less often
+        delay_s = min(LOCK_TTL_S, BUSY_RETRY_S * int(ctx.get("job_try", 1)))
+        raise RetryLater(f"source {source_id} is being pulled", delay_s) from None
     return {"id": run.id, "source_id": source_id, "status": run.status, **run.counts()}
 
 
