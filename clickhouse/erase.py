@@ -20,11 +20,17 @@ A digest matches a row's content, so a row changed between the SELECT and the mu
 aggregating merge of states, a concurrent insert) is caught by re-running the SELECT: `erase` loops
 until the predicate matches nothing (at most ROUNDS times).
 
+On a cluster (clickhouse/cluster.py) a table is a Distributed table over `<table>_local` replicas,
+and a Distributed table takes no mutation: the SELECTs read through the Distributed table (every
+shard), and the mutation goes to `<table>_local ON CLUSTER <cluster>` (the engine of the table, read
+from system.tables, names both), so each shard deletes its own matching rows.
+
 Every table owner's `forget(...)` goes through here, so the settings live in one place.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +48,22 @@ _STORED = (
     "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {t:String}"
     " AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position"
 )
+
+
+_ENGINE = "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {t:String}"
+_DISTRIBUTED = re.compile(r"^Distributed\(\s*'?(\w+)'?\s*,\s*'?\w+'?\s*,\s*'?(\w+)'?")
+
+
+def mutated(ch: Client, table: str) -> str:
+    """What an ALTER ... DELETE/UPDATE of `table` names: the table itself on one node, its local
+    replicated table on every node of the cluster when it is a Distributed table."""
+    rows = ch.query(_ENGINE, parameters={"t": table}).result_rows
+    return mutation_target(table, str(rows[0][0]) if rows else "")
+
+
+def mutation_target(table: str, engine_full: str) -> str:
+    found = _DISTRIBUTED.match(engine_full)
+    return f"{found.group(2)} ON CLUSTER {found.group(1)}" if found else table
 
 
 @dataclass(frozen=True)
@@ -77,9 +99,10 @@ def erase(ch: Client, table: str, where: str, parameters: dict[str, Any]) -> int
         if not found:
             break
         removed += sum(int(n) for _, n in found)
+        target = mutated(ch, table)
         for chunk in _chunks([str(d) for d, _ in found]):
             ch.command(
-                f"ALTER TABLE {table} DELETE WHERE {row} IN {_listed(chunk)}", settings=_DIGEST_SETTINGS
+                f"ALTER TABLE {target} DELETE WHERE {row} IN {_listed(chunk)}", settings=_DIGEST_SETTINGS
             )
     return removed
 
@@ -91,7 +114,9 @@ def erase_plain(ch: Client, table: str, where: str, parameters: dict[str, Any]) 
     count = int(rows[0][0])
     if count:
         ch.command(
-            f"ALTER TABLE {table} DELETE WHERE {where}", parameters=parameters, settings=MUTATION_SETTINGS
+            f"ALTER TABLE {mutated(ch, table)} DELETE WHERE {where}",
+            parameters=parameters,
+            settings=MUTATION_SETTINGS,
         )
     return count
 
@@ -115,9 +140,10 @@ def redact(
         value = f"arrayFilter(e -> NOT ({hit}), `{column}`)"
     else:
         value = f"arrayMap(e -> if({hit}, {{r:String}}, e), `{column}`)"
+    target = mutated(ch, table)
     for chunk in _chunks(rows):
         ch.command(
-            f"ALTER TABLE {table} UPDATE `{column}` = {value} WHERE {row} IN {_listed(chunk)}",
+            f"ALTER TABLE {target} UPDATE `{column}` = {value} WHERE {row} IN {_listed(chunk)}",
             parameters={"r": replacement or ""},
             settings=_DIGEST_SETTINGS,
         )

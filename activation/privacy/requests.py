@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.db import Database
 from activation.privacy.person import Person
-from clickhouse.erase import MUTATION_SETTINGS, erase, mentions
+from clickhouse.erase import erase, erase_plain, mentions
 
 TABLE = "privacy_requests"
 COLUMNS = (
@@ -122,9 +122,9 @@ async def finish(db: Database, request: PrivacyRequest, keep_identifiers: bool =
     """The final version (identifiers blanked unless kept); every older version is deleted, so the
     plain identifiers it held are physically gone when this returns."""
     final = await save(db, request if keep_identifiers else replace(request, identifiers=""))
-    sql = f"ALTER TABLE {TABLE} DELETE WHERE id = {{id:String}} AND version < {{v:UInt64}}"
+    where = "id = {id:String} AND version < {v:UInt64}"
     params = {"id": final.id, "v": final.version}
-    await asyncio.to_thread(db.client.command, sql, parameters=params, settings=MUTATION_SETTINGS)
+    await asyncio.to_thread(erase_plain, db.client, TABLE, where, params)
     return final
 
 

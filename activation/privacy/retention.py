@@ -28,13 +28,13 @@ from activation.privacy.deletion import job_id as delete_job_id
 from activation.privacy.export import JOB as EXPORT_JOB
 from activation.privacy.wiring import wiring_of
 from activation.services import of
-from clickhouse.erase import MUTATION_SETTINGS, erase_plain
+from clickhouse.erase import MUTATION_SETTINGS, erase_plain, mutated
 
 STALE_S = 120
 
 
 def materialize_events_ttl(ch: Client) -> None:
-    ch.command("ALTER TABLE events MATERIALIZE TTL", settings=MUTATION_SETTINGS)
+    ch.command(f"ALTER TABLE {mutated(ch, 'events')} MATERIALIZE TTL", settings=MUTATION_SETTINGS)
 
 
 async def expire_rejected_events(ctx: dict[str, Any]) -> int:
