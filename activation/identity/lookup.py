@@ -11,18 +11,17 @@ from clickhouse_connect.driver.client import Client
 from activation.identity.identifiers import Identifier
 
 # The newest mapping of {t:String}/{v:String} to a live profile, unless the identifier's newest
-# mapping is a deletion; one row: the profile id, or '' when there is none.
+# mapping is a deletion; one row: the profile id, or '' when there is none. The identifier's rows are
+# read twice by primary key (its mappings, and the candidate profiles checked in `profiles`).
 PROFILE_OF = """
-SELECT if(argMax(m.deleted, m.version) = 0, argMax(m.profile_id, m.version), '')
-FROM (SELECT profile_id, version, deleted FROM identity_map
-      WHERE identifier_type = {t:String} AND identifier_value = {v:String}) AS m
-INNER JOIN (SELECT profile_id FROM profiles
-            WHERE profile_id IN (SELECT profile_id FROM identity_map
-                                 WHERE identifier_type = {t:String} AND identifier_value = {v:String})
-            GROUP BY profile_id HAVING argMax(deleted, version) = 0) AS live ON live.profile_id = m.profile_id
-CROSS JOIN (SELECT argMax(deleted, version) AS d FROM identity_map
-            WHERE identifier_type = {t:String} AND identifier_value = {v:String}) AS newest
-WHERE newest.d = 0
+SELECT if(argMax(deleted, version) = 0 AND argMaxIf(deleted, version, live) = 0,
+          argMaxIf(profile_id, version, live), '')
+FROM (SELECT profile_id, version, deleted, profile_id IN (
+          SELECT profile_id FROM profiles
+          WHERE profile_id IN (SELECT profile_id FROM identity_map
+                               WHERE identifier_type = {t:String} AND identifier_value = {v:String})
+          GROUP BY profile_id HAVING argMax(deleted, version) = 0) AS live
+      FROM identity_map WHERE identifier_type = {t:String} AND identifier_value = {v:String})
 """
 
 

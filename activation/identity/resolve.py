@@ -12,6 +12,8 @@ from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
+from activation.identity.store import MEMBERS_SQL
+
 _MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}'{only})"
 _ONLY = " AND identifier_value IN (SELECT {t} FROM ({events}))"
 _KIND = {
@@ -50,3 +52,22 @@ def profiles_of_events(ch: Client, kind: str, name: str, since: datetime, until:
     sql = f"SELECT DISTINCT profile_id FROM ({resolved(_IN_SPAN.replace('KIND', _KIND[kind]))})"
     rows = ch.query(sql, parameters={"name": name, "since": since, "until": until}).result_rows
     return {str(r[0]) for r in rows}
+
+
+def members_sql(profile: str) -> str:
+    """SELECT of one value, Array(Tuple(type, value)): the current identifiers of `profile` (an SQL
+    expression), for `of_members`."""
+    members = MEMBERS_SQL.replace("{p:Array(String)}", f"[{profile}]")
+    return f"SELECT groupArray((identifier_type, identifier_value)) FROM ({members})"
+
+
+def of_members(members: str, user_ids: str) -> str:
+    """The rule above as a condition on a row's `user_id` and `anonymous_id`, for one profile whose
+    current identifiers are `members` (an SQL Array(Tuple(type, value))): its user_id is a member, or
+    its anonymous_id is and its user_id is mapped to no profile. `user_ids` (an SQL set: the rows'
+    user ids) bounds the mapping looked up to those rows, by primary key."""
+    return (
+        f"(has({members}, ('user_id', user_id)) OR (has({members}, ('anonymous_id', anonymous_id))"
+        " AND (user_id = '' OR user_id NOT IN (SELECT identifier_value FROM identity_current"
+        f" WHERE identifier_type = 'user_id' AND identifier_value IN ({user_ids})))))"
+    )

@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from activation.identity.resolve import resolved
-from activation.privacy.consent_states import pairs_sql
+from activation.identity.resolve import members_sql
+from activation.privacy.consent_states import newest_of_members_sql
 
 CONSENT_DEFAULTS = ("allow", "deny")
 _SIGNALS = (
@@ -74,16 +74,15 @@ def desired_sql(members_sql: str, category: str, default: str) -> str:
     return members_sql
 
 
-def latest_sql(profile: str) -> str:
+def latest_sql(profile: str, members: str = "") -> str:
     """(prefs, at) of the newest consent signal of `profile` (an SQL expression: a bound parameter, or
     an alias the caller's query defines). Events count through the consent states of the profile's
-    identifiers (privacy.consent_states, by primary key), each pair resolved to its profile by the one
-    rule (identity.resolve)."""
-    pairs = resolved(pairs_sql(profile))
+    identifiers (privacy.consent_states, by primary key), each pair kept by identity.resolve's rule.
+    `members`: the profile's current identifiers (identity.resolve.members_sql) when the caller
+    already binds them (the Profile API document), else read here."""
+    pairs = newest_of_members_sql(members or f"({members_sql(profile)})")
     return (
-        "SELECT prefs, at FROM ("
-        f" SELECT prefs, at FROM ({pairs}) WHERE profile_id = {profile}"
-        " ORDER BY at DESC LIMIT 1"
+        f"SELECT prefs, at FROM (SELECT prefs, at FROM ({pairs})"
         " UNION ALL"
         " SELECT value AS prefs, updated_at AS at FROM profile_traits FINAL"
         f" WHERE profile_id = {profile} AND trait = 'consent' AND deleted = 0"

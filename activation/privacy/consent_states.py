@@ -1,9 +1,9 @@
 """Per-identifier consent states (migration 0013): each (user_id, anonymous_id) pair's newest consent
 signal from events, kept by a materialized view at insert time, one row per identifier of the pair.
 
-`pairs_sql(profile)` reads the pairs of a profile's identifiers by primary key, so finding a profile's
-newest consent costs its number of pairs, not its history. Events stored before the view existed are
-folded in once by `backfill` (the `backfill_consent_states` job, at worker start).
+`newest_of_members_sql(members)` reads the pairs of a profile's identifiers by primary key, so finding
+a profile's newest consent costs its number of pairs, not its history. Events stored before the view
+existed are folded in once by `backfill` (the `backfill_consent_states` job, at worker start).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from activation.identity.resolve import of_members
 from activation.identity.store import read_setting, write_setting
 from activation.privacy.person import VALUES
 from activation.privacy.person import Person as PrivacyPerson
@@ -22,13 +23,6 @@ from clickhouse.erase import erase
 
 TABLE = "consent_states"
 BACKFILLED_MARK = "consent_states_backfilled"
-# (user_id, anonymous_id, prefs, at) of every pair holding an identifier ever mapped to `{profile}`
-_PAIRS = (
-    "SELECT user_id, anonymous_id, argMaxMerge(prefs) AS prefs, max(at) AS at FROM consent_states"
-    " WHERE (identifier_type, identifier_value) IN (SELECT identifier_type, identifier_value"
-    " FROM identity_map WHERE profile_id = {profile} AND identifier_type IN ('user_id', 'anonymous_id'))"
-    " GROUP BY user_id, anonymous_id"
-)
 # the view's SELECT (0013), for the events inserted up to a second after the view's creation
 _BACKFILL = (
     "INSERT INTO consent_states SELECT id.1, id.2, user_id, anonymous_id,"
@@ -40,10 +34,19 @@ _BACKFILL = (
 )
 
 
-def pairs_sql(profile: str) -> str:
-    """SELECT user_id, anonymous_id, prefs, at: the newest consent signal of each pair of the identifiers
-    ever mapped to `profile` (an SQL expression); the caller keeps the pairs resolving to it."""
-    return _PAIRS.replace("{profile}", profile)
+_OF_MEMBERS = (
+    "SELECT argMaxMerge(prefs) AS prefs, max(at) AS at FROM consent_states WHERE {found}"
+    " GROUP BY user_id, anonymous_id HAVING {belongs} ORDER BY at DESC LIMIT 1"
+)
+_FOUND = "(identifier_type, identifier_value) IN (SELECT arrayJoin({members}))"
+
+
+def newest_of_members_sql(members: str) -> str:
+    """SELECT prefs, at: the newest consent signal of the pairs belonging to the profile whose current
+    identifiers are `members` (an SQL Array(Tuple(type, value))), by identity.resolve's rule."""
+    found = _FOUND.format(members=members)
+    user_ids = f"SELECT user_id FROM consent_states WHERE {found}"
+    return _OF_MEMBERS.format(found=found, belongs=of_members(members, user_ids))
 
 
 def backfill(ch: Client, now: datetime) -> bool:

@@ -1,9 +1,11 @@
 """The profile document in one ClickHouse query: the identifier's profile (identity.lookup) bound once
-as `doc_pid`, then its traits, computed traits, built-in counters, identities, audiences (audiences.current)
-and consent (privacy.consent) as branches of one UNION ALL, so an uncached read costs one round trip.
+as `doc_pid` and its current identifiers as `doc_members`, then its traits, computed traits, built-in
+counters, identities, audiences (audiences.current) and consent (privacy.consent) as branches of one
+UNION ALL, so an uncached read costs one round trip.
 
-Each branch hits a primary key or a skip index (traits, computed traits, profiles and identity_map are
-ordered by profile or identifier; events are found through their identifiers' bloom filters).
+Each branch hits a primary key or a skip index (traits, computed traits, profiles, identity_map and
+consent_states are ordered by profile or identifier); no branch reads events, so the cost of a read
+follows the profile's identifiers and pairs, not its history.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 from activation.audiences.membership import profile_audiences_sql
 from activation.identity.identifiers import Identifier
 from activation.identity.lookup import PROFILE_OF
-from activation.identity.store import MEMBERS_SQL
+from activation.identity.resolve import members_sql
 from activation.privacy.consent import consent_of, latest_sql
 
 _NO_TIME = "toDateTime64(0, 3, 'UTC')"
@@ -36,14 +38,14 @@ _BRANCHES = {
     " 'lifetime_revenue', toString(argMax(lifetime_revenue, version)),"
     f" 'is_bot', toString(argMax(is_bot, version)))), '', '', '', {_NO_TIME}"
     " FROM profiles WHERE profile_id = doc_pid HAVING count() > 0 AND argMax(deleted, version) = 0",
-    "identities": f"SELECT 'm', identifier_type, identifier_value, '', '', {_NO_TIME}"
-    f" FROM ({MEMBERS_SQL.replace('{p:Array(String)}', '[doc_pid]')})",
+    "identities": f"SELECT 'm', m.1, m.2, '', '', {_NO_TIME} FROM (SELECT arrayJoin(doc_members) AS m)",
     "audiences": f"SELECT 'a', audience_id, key, name, '', since FROM ({profile_audiences_sql('doc_pid')})",
-    "consent": f"SELECT 'k', prefs, '', '', '', at FROM ({latest_sql('doc_pid')})",
+    "consent": f"SELECT 'k', prefs, '', '', '', at FROM ({latest_sql('doc_pid', 'doc_members')})",
 }
 _UNION = " UNION ALL ".join(f"SELECT * FROM ({sql})" for sql in _BRANCHES.values())
-DOCUMENT = f"WITH ({PROFILE_OF}) AS doc_pid {_UNION}"
-_BY_ID = f"WITH {{p:String}} AS doc_pid {_UNION}"
+_MEMBERS = f"({members_sql('doc_pid')}) AS doc_members"  # read once, for identities and consent
+DOCUMENT = f"WITH ({PROFILE_OF}) AS doc_pid, {_MEMBERS} {_UNION}"
+_BY_ID = f"WITH {{p:String}} AS doc_pid, {_MEMBERS} {_UNION}"
 
 
 def document(ch: Client, identifier: Identifier) -> dict[str, Any] | None:
