@@ -52,9 +52,10 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         CronSpec(enqueue_due_audiences, every_s=60),
         CronSpec(schedule_syncs, every_s=30),
         CronSpec(schedule_crm_pulls, every_s=60),  # each CRM source pulls every config.every_s (900)
-        # A new identify reaches its profile within seconds: incremental stitching every 2 s. No pinned
-        # job id: arq keeps a finished cron's in-progress key for 60 s, which would block a fixed id;
-        # per-slot ids still coalesce across workers and the job's own Redis lock serialises runs.
+        # A new identify reaches its profile within seconds: one stitch job ticks back to back (about
+        # once a second) for 10 s and queues its successor; this cron restarts the chain if a worker
+        # died (a running chain holds its key, so a second one returns at once). No pinned job id:
+        # per-slot ids still coalesce across workers.
         CronSpec(identity_stitch, every_s=2, run_at_startup=True),
         # streaming audiences: the profiles each stitch touched, then window exits within a minute
         CronSpec(stream_audiences, every_s=1),

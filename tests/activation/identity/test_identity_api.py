@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +16,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
-from activation.identity import admin, store
+from activation.identity import admin, jobs, store
 from activation.identity.http import error
-from activation.identity.jobs import STATUS_KEY, identity_stitch, stitch_status
+from activation.identity.jobs import STATUS_KEY, identity_stitch, stitch_status, stitch_tick
 from activation.identity.stitching import stitch_incremental
 from activation.profiles_api import routes as api
 from tests.activation.identity.conftest import World
@@ -130,14 +131,14 @@ def redis_server(tmp_path: Path) -> Iterator[str]:
 async def test_stitch_job_records_status_and_runs_once(world: World, redis_server: str) -> None:
     redis = aioredis.Redis(unix_socket_path=redis_server)
     world.insert(world.event("identify", 0, anon="a1", user="u1"))
-    report = await identity_stitch(job_ctx(world.ch, redis))
+    report = await stitch_tick(job_ctx(world.ch, redis))
     assert report["mode"] == "incremental" and report["identifiers"] >= 2
     assert (await stitch_status(redis))["runs_ok"] == "1"
     async with redis.lock("magpie:identity:stitch:lock", timeout=5):
-        skipped = await identity_stitch(job_ctx(world.ch, redis))
+        skipped = await stitch_tick(job_ctx(world.ch, redis))
     assert "skipped" in skipped
     with pytest.raises(AttributeError):
-        await identity_stitch(job_ctx(None, redis))
+        await stitch_tick(job_ctx(None, redis))
     status = await stitch_status(redis)
     assert status["runs_failed"] == "1" and status["consecutive_failures"] == "1"
     await redis.delete(STATUS_KEY)
@@ -169,3 +170,34 @@ async def test_national_phone_lookup_with_the_default_region(
         resp = await http.get(f"/v1/profiles/{key}", headers=auth())
         assert resp.status_code == 200, resp.text
         assert resp.json()["traits"]["plan"]["value"] == "pro"
+
+
+async def test_the_stitch_job_ticks_back_to_back_and_hands_over(
+    world: World, redis_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One job ticks at most once per TICK_EVERY_S for CHAIN_S (not one tick per 2 s cron slot, which
+    made a tick longer than 2 s wait for the slot after next), queues the streaming job after each
+    tick that touched profiles and its successor at the end; a second job meanwhile stays out."""
+    monkeypatch.setattr(jobs, "CHAIN_S", 1.0)
+    monkeypatch.setattr(jobs, "TICK_EVERY_S", 0.2)
+    redis = aioredis.Redis(unix_socket_path=redis_server)
+    queued: list[tuple[str, str | None]] = []
+
+    async def enqueue(
+        name: str, *args: object, job_id: str | None = None, defer_s: float | None = None
+    ) -> bool:
+        queued.append((name, job_id))
+        return True
+
+    world.insert(world.event("identify", 0, anon="chain-a", user="chain-u"))
+    ctx = job_ctx(world.ch, redis, enqueue=enqueue)
+    chain = asyncio.create_task(identity_stitch(ctx))
+    await asyncio.sleep(0.1)
+    assert "skipped" in await identity_stitch(ctx)  # the chain key is held
+    report = await chain
+    assert 4 <= report["ticks"] <= 7, report
+    names = [name for name, _ in queued]
+    assert names.count("stream_audiences") >= 1 and names[-1] == "identity_stitch"
+    assert len({job_id for _, job_id in queued}) == len(queued)  # every job id its own
+    await redis.delete(STATUS_KEY)
+    await redis.aclose()

@@ -19,7 +19,7 @@ from activation.audiences import store as audience_store
 from activation.audiences.computation import compute
 from activation.audiences.parser import parse
 from activation.audiences.store import Audience
-from activation.identity.jobs import identity_stitch
+from activation.identity.jobs import stitch_tick
 from activation.sync.engine import JOB_NAME, sync_destination
 from activation.sync.schedule import schedule_syncs
 from tests.activation.audiences.audience_rows import event_row, insert_events
@@ -67,7 +67,7 @@ async def test_events_to_audience_to_five_platforms(
 ) -> None:
     now = datetime.now(UTC)
     insert_events(ch, [row for n in PEOPLE for row in person_events(world, n, now)])
-    await identity_stitch(job_ctx(ch, ctx["services"].redis))
+    await stitch_tick(job_ctx(ch, ctx["services"].redis))
 
     ids = []
     for kind in KINDS:
