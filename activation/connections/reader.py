@@ -8,13 +8,12 @@ watermark starts at the store's current time: a new installation does not forwar
 replay for that), and a connection forwards events stored after it was created.
 
 `forward_events` is one job that loops for `reader_run_s` (polling every `poll_s`), holding a short
-Redis lock it renews, then queues its successor; a cron every few seconds restarts the chain if a
-worker died. Only one reader runs at a time.
+Redis lock it renews (activation.locks), then queues its successor; a cron every few seconds
+restarts the chain if a worker died. Only one reader runs at a time.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,18 +23,14 @@ from activation.connections import letters, queue
 from activation.connections.routing import FanOut, Row, active_routes
 from activation.connections.rules import EVENT_COLUMNS, Route
 from activation.connections.settings import FORWARD, ForwardSettings
+from activation.locks import held
 from activation.services import Services
 from activation.services import of as services_of
 from activation.sync.limits import DestinationLock
 
 READER_JOB, DELIVER_JOB = "forward_events", "deliver_events"
 LOCK_KEY, WATERMARK_KEY, SEEN_KEY = "magpie:fwd:reader", "magpie:fwd:watermark", "magpie:fwd:seen"
-LOCK_TTL_MS = 5000
-_RENEW = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2])"
-    " end return 0"
-)
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+LOCK_TTL_S = 5.0  # renewed while the reader runs (activation.locks)
 _NEW_EVENTS = f"""
 SELECT {EVENT_COLUMNS} FROM events
 WHERE inserted_at > {{since:DateTime64(6, 'UTC')}} AND source_id IN {{sources:Array(String)}}
@@ -55,11 +50,10 @@ async def forward_events(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run_reader(services: Services, settings: ForwardSettings) -> dict[str, Any]:
-    redis, token = services.redis, secrets.token_hex(8)
-    if not await redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
-        return {"status": "busy"}
     forwarded, passes = 0, 0
-    try:
+    async with held(services.redis, LOCK_KEY, ttl_s=LOCK_TTL_S) as acquired:
+        if not acquired:
+            return {"status": "busy"}
         deadline = time.monotonic() + settings.reader_run_s
         routes: list[Route] = []
         loaded = -1e9
@@ -71,9 +65,6 @@ async def run_reader(services: Services, settings: ForwardSettings) -> dict[str,
             if time.monotonic() >= deadline:
                 break
             await services.sleep(settings.poll_s)
-            await redis.eval(_RENEW, 1, LOCK_KEY, token, LOCK_TTL_MS)
-    finally:
-        await redis.eval(_RELEASE, 1, LOCK_KEY, token)
     return {"status": "ok", "forwarded": forwarded, "passes": passes}
 
 
