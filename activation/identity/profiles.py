@@ -37,15 +37,22 @@ from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.erase import erase
 
-# One pass over the states: sessions from the sorted spans, a new one where a span starts more than
-# 30 minutes after every earlier span ended (acc = (sessions, latest end)).
+# One pass over the states. Sessions: a span starts a new one where it begins more than 30 minutes
+# after every earlier span ended, i.e. the spans, each extended by 30 minutes, form one connected
+# stretch per session. Counted as a sweep: each span opens at its start and closes 30 minutes after
+# its end (a close sorts after an open at the same instant, so touching stretches join, as "more
+# than" requires); a session begins wherever an open finds nothing open. Points are Int64 (ms * 2,
+# + 1 for a close) so the sort is numeric; arrayFold over the spans cost seconds on long histories.
+_SESSIONS = (
+    "length(arrayFilter((d, n) -> d = 1 AND n = 1, arrayMap(p -> 1 - 2 * (p % 2), arraySort(arrayConcat("
+    "arrayMap(s -> toUnixTimestamp64Milli(s.1) * 2, groupArrayArray(sessions) AS spans),"
+    " arrayMap(s -> (toUnixTimestamp64Milli(s.2) + 1800000) * 2 + 1, spans)))) AS deltas,"
+    " arrayCumSum(deltas)))"
+)
 _PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
                       is_bot, version, deleted)
-SELECT profile_id, min(first_seen), max(last_seen), sum(events),
-    arrayFold((acc, span) -> (acc.1 + (toUnixTimestamp64Milli(span.1) - acc.2 > 1800000),
-                              greatest(acc.2, toUnixTimestamp64Milli(span.2))),
-              arraySort(groupArrayArray(sessions)), (toUInt64(0), toInt64(0))).1,
+SELECT profile_id, min(first_seen), max(last_seen), sum(events), SESSIONS,
     sum(revenue), sum(bot_ua_events) * 2 > sum(ua_events), {v:UInt64} + 1, 0
 FROM (STATES) GROUP BY profile_id
 """
@@ -139,7 +146,8 @@ def _recompute(
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
         sql = sql.replace("AGG", aggregate_sql(definition))
         _run(ch, sql, parameters={**params, **extra, "now": now, "since": since})
-    _run(ch, _PROFILES.replace("STATES", pairs), parameters=params)  # last: the profile is complete
+    profile_rows = _PROFILES.replace("STATES", pairs).replace("SESSIONS", _SESSIONS)
+    _run(ch, profile_rows, parameters=params)  # last: the profile is complete
     if has_records:
         pscope = "1" if scope is None else "profile_id IN {p:Array(String)}"
         _run(ch, _RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)

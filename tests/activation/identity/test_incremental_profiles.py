@@ -164,3 +164,21 @@ def test_pair_states_of_events_stored_before_their_view_are_backfilled_once(worl
     finally:  # no later test's backfill may count these old events again
         for table in ("events", "profile_event_states", "profile_pair_states", "profile_trait_states"):
             world.ch.command(drop, parameters={"t": table, "a": anon})
+
+
+def test_sessions_join_at_exactly_thirty_minutes_and_split_a_millisecond_later(world: World) -> None:
+    half_hour = 1_800
+    world.insert(
+        world.event("track", 0, anon="a1", event="Viewed"),
+        world.event("track", 600, anon="a1", event="Viewed"),  # a1: one span 0..600
+        world.event("track", 300, anon="a2", user="u1", event="Clicked"),  # inside a1's span
+        world.event("track", 600 + half_hour, anon="a2", user="u1", event="Clicked"),  # exactly 30 min: joins
+        world.event(
+            "identify", 600 + 2 * half_hour + 0.001, anon="a1", user="u1"
+        ),  # 30 min + 1 ms: a new one
+        world.event("track", 10 * half_hour, anon="a1", user="u1", event="Viewed"),  # far later: a new one
+    )
+    stitch_incremental(world.ch, datetime.now(UTC))
+    profile = lookup(world.ch, Identifier("user_id", world.id("u1")))
+    assert profile == lookup(world.ch, Identifier("anonymous_id", world.id("a2")))
+    assert reads.profile_document(world.ch, profile)["computed_traits"]["session_count"] == 3
