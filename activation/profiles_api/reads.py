@@ -43,6 +43,9 @@ _BRANCHES = {
     "consent": f"SELECT 'k', prefs, '', '', '', at FROM ({latest_sql('doc_pid', 'doc_members')})",
 }
 _UNION = " UNION ALL ".join(f"SELECT * FROM ({sql})" for sql in _BRANCHES.values())
+# One thread per read: the branches are point reads, and the cores stay free for the cache hits the
+# same machine serves meanwhile (profiles_api.fills bounds how many reads run at once).
+_SETTINGS = {"max_threads": 1}
 _MEMBERS = f"({members_sql('doc_pid')}) AS doc_members"  # read once, for identities and consent
 DOCUMENT = f"WITH ({PROFILE_OF}) AS doc_pid, {_MEMBERS} {_UNION}"
 _BY_ID = f"WITH {{p:String}} AS doc_pid, {_MEMBERS} {_UNION}"
@@ -59,7 +62,7 @@ def profile_document(ch: Client, profile_id: str) -> dict[str, Any] | None:
 
 
 def _read(ch: Client, sql: str, params: dict[str, str]) -> dict[str, Any] | None:
-    rows = ch.query(sql, parameters=params).result_rows
+    rows = ch.query(sql, parameters=params, settings=_SETTINGS).result_rows
     by_kind: dict[str, list[tuple[Any, ...]]] = {}
     for kind, *rest in rows:
         by_kind.setdefault(kind, []).append(tuple(rest))
