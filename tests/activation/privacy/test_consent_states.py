@@ -18,6 +18,7 @@ from activation.privacy.consent import latest_consent, latest_sql
 from activation.privacy.person import Person
 from activation.profiles_api import reads
 from tests.activation.identity.conftest import BASE, World, world  # noqa: F401
+from tests.services import job_ctx
 
 OLD = datetime(2020, 1, 1, tzinfo=UTC)  # an insertion time before the view existed
 
@@ -62,14 +63,14 @@ def test_the_read_is_bounded_by_the_profiles_pairs_not_its_history(ch: Client, w
     assert int(after.summary["read_rows"]) <= int(before.summary["read_rows"]) + 1024, after.summary
 
 
-def test_backfill_folds_older_events_in_once(ch: Client, world: World) -> None:
+async def test_backfill_folds_older_events_in_once(ch: Client, world: World) -> None:
     world.insert({**consent(world, 1, {"ads": True}, user="u1"), "inserted_at": OLD})
     world.insert(world.event("identify", 0, user="u1", anon="a1"))
     stitch_incremental(ch, datetime.now(UTC))
     pid = world.profile_of("user_id", world.id("u1"))
     ch.command(f"TRUNCATE TABLE {consent_states.TABLE}")  # as if stored before 0013's view
     assert latest_consent(ch, pid) is None
-    assert consent_states.backfill(ch, datetime.now(UTC)) is True
+    assert await consent_states.backfill_consent_states(job_ctx(ch)) == {"backfilled": True}  # the job
     assert latest_consent(ch, pid) == {"categoryPreferences": {"ads": True}, "updated_at": _at(1)}
     assert consent_states.backfill(ch, datetime.now(UTC)) is False  # marked: once
 
