@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -12,8 +13,10 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from activation.audiences import codec
-from activation.audiences.errors import AudienceNotFound
+from activation.audiences.errors import AudienceNotFound, InvalidDefinition
 from activation.audiences.tree import Node
+
+log = logging.getLogger(__name__)
 
 TABLE = "audiences"
 COLUMNS = (
@@ -83,8 +86,16 @@ def page(ch: Client, after: str, limit: int) -> list[Audience]:
 
 
 def live(ch: Client) -> list[Audience]:
-    """Every live audience (their number is small: definitions, not members)."""
-    return [_audience(row) for row in ch.query(f"{_SELECT} ORDER BY id").result_rows]
+    """Every live audience (their number is small: definitions, not members). One whose stored
+    definition no longer decodes (written by hand, or under an older codec) is logged and left out:
+    it must not stop the streaming and scheduling of all the others."""
+    audiences = []
+    for row in ch.query(f"{_SELECT} ORDER BY id").result_rows:
+        try:
+            audiences.append(_audience(row))
+        except (InvalidDefinition, orjson.JSONDecodeError) as exc:
+            log.error("audience %s has a definition that does not decode; skipped: %s", row[0], exc)
+    return audiences
 
 
 def _row(audience: Audience) -> list[Any]:

@@ -25,6 +25,7 @@ from activation.audiences.computation import audience_lock
 from activation.audiences.emit import emit_audience_events
 from activation.audiences.store import Audience
 from activation.identity.resolve import profiles_of_events
+from activation.locks import held
 from activation.services import Services
 from activation.services import of as services_of
 
@@ -37,18 +38,15 @@ SYNC_JOB = "sync_destination"
 
 async def stream_audiences(ctx: dict[str, Any]) -> dict[str, Any]:
     services = services_of(ctx)
-    lock = services.redis.lock(LOCK_KEY, timeout=300)
-    if not await lock.acquire(blocking=False):
-        return {"skipped": "another stream run is running"}
-    try:
+    async with held(services.redis, LOCK_KEY) as acquired:  # renewed: a killed worker frees it in 30 s
+        if not acquired:
+            return {"skipped": "another stream run is running"}
         raw = await services.redis.lrange(CHANGES_KEY, 0, BATCH - 1)
         if not raw:
             return {"batches": 0}
         result = await _process([orjson.loads(item) for item in raw], ctx, services)
         await services.redis.ltrim(CHANGES_KEY, len(raw), -1)
         return result
-    finally:
-        await lock.release()
 
 
 async def _process(entries: list[dict[str, Any]], ctx: dict[str, Any], services: Services) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from activation.services import Services, of
 log = logging.getLogger("magpie.privacy")
 JOB = "privacy_delete"
 MODES = ("delete", "suppress", "delete_and_suppress")
-LOCK_S = 900
+LOCK_S = 900  # how long an erasure waits for a running stitch (the locks renew: activation.locks)
 
 
 class StitchBusy(Exception):
@@ -66,20 +66,18 @@ async def privacy_delete(ctx: dict[str, Any], request_id: str) -> str:
     request = await requests.get(services.db, request_id, "deletion")
     if request is None or request.status == "completed":
         return request.status if request else "missing"
-    lock = f"magpie:privacy:running:{request_id}"
-    if not await services.redis.set(lock, "1", nx=True, ex=LOCK_S):
-        return "running"  # another worker has it; the resume cron re-checks later
-    try:
-        return (await _run(services, wiring, request)).status
-    except Exception as exc:
-        # the outer boundary: record the failure (no identifiers in it), then let arq retry
-        log.error("privacy deletion %s failed: %s", request_id, type(exc).__name__)
-        latest = await requests.get(services.db, request_id, "deletion") or request
-        failed = replace(latest, status="failed", error=f"{type(exc).__name__}; it is retried")
-        await requests.save(services.db, failed)
-        raise
-    finally:
-        await services.redis.delete(lock)
+    async with held(services.redis, f"magpie:privacy:running:{request_id}") as acquired:
+        if not acquired:
+            return "running"  # another worker has it; the resume cron re-checks later
+        try:
+            return (await _run(services, wiring, request)).status
+        except Exception as exc:
+            # the outer boundary: record the failure (no identifiers in it), then let arq retry
+            log.error("privacy deletion %s failed: %s", request_id, type(exc).__name__)
+            latest = await requests.get(services.db, request_id, "deletion") or request
+            failed = replace(latest, status="failed", error=f"{type(exc).__name__}; it is retried")
+            await requests.save(services.db, failed)
+            raise
 
 
 async def _run(services: Services, wiring: PrivacyWiring, request: PrivacyRequest) -> PrivacyRequest:
