@@ -6,8 +6,9 @@ without letting misses hurt hits.
   misses never occupies the default executor that token checks and other routes use; a hit (one
   Redis round trip on the event loop) never waits for them.
 - Shed, not queued forever: with `max_pending` fills already started or waiting, a new miss is
-  refused at once (Busy → 503 with Retry-After), and a request gives up after `wait_s` (its fill
-  still completes and fills the cache for the next request).
+  refused at once (Busy → 503 with Retry-After), and a request gives up after `wait_s`. A read
+  already running still completes and fills the cache for the next request; a fill still queued
+  when all its requests gave up is dropped without reading (under overload, no work for nobody).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class Filled:
 
 @dataclass(frozen=True)
 class FillLimits:
-    # reads in ClickHouse at once (per web process): each uses up to max_threads cores there, and
-    # hits need CPU too (on 2 cores, 4 at once took hits' p50 from 3 to 35 ms during misses)
-    concurrency: int = 2
+    # reads in ClickHouse at once (per web process): each uses a core there (reads.py: max_threads 1),
+    # and hits need CPU too (on 2 cores, 4 at once took hits' p50 from 3 to 35 ms during misses)
+    concurrency: int = 1
     # fills started or waiting; a new miss beyond them is refused at once: the queue stays short
     # (16 reads of ~20 ms on an idle store wait well under a second; a saturated store sheds instead)
     max_pending: int = 16
@@ -55,6 +56,7 @@ class Fills:
         self._gate = asyncio.Semaphore(limits.concurrency)
         self._pool = ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="profile-fill")
         self._pending: dict[Identifier, asyncio.Task[Filled | None]] = {}
+        self._waiting: dict[Identifier, int] = {}  # requests waiting for each pending fill
 
     @property
     def pending(self) -> int:
@@ -63,24 +65,32 @@ class Fills:
     async def get(self, identifier: Identifier) -> Filled | None:
         """The document read now (None: no such profile), shared with concurrent requests for it."""
         task = self._pending.get(identifier)
-        if task is None:
+        if task is None or task.done():  # done: abandoned before it read, or its callback is due
             if len(self._pending) >= self.limits.max_pending:
                 raise Busy(f"{len(self._pending)} profile reads pending")
             task = asyncio.create_task(self._fill(identifier))
             self._pending[identifier] = task
             task.add_done_callback(lambda done: self._done(identifier, done))
+        self._waiting[identifier] = self._waiting.get(identifier, 0) + 1
         try:
             return await asyncio.wait_for(asyncio.shield(task), self.limits.wait_s)
         except TimeoutError as exc:
             raise Busy(f"profile read not done within {self.limits.wait_s} s") from exc
+        finally:
+            self._waiting[identifier] -= 1
+            if not self._waiting[identifier]:
+                del self._waiting[identifier]
 
     def _done(self, identifier: Identifier, task: asyncio.Task[Filled | None]) -> None:
-        self._pending.pop(identifier, None)
+        if self._pending.get(identifier) is task:
+            del self._pending[identifier]
         if not task.cancelled() and task.exception() is not None:  # retrieved here: waiters may be gone
             log.warning("profile read for %s failed: %r", identifier.type, task.exception())
 
     async def _fill(self, identifier: Identifier) -> Filled | None:
         async with self._gate:
+            if identifier not in self._waiting:  # every request gave up while it queued: skip the read
+                return None
             filled = await asyncio.get_running_loop().run_in_executor(self._pool, self.read, identifier)
         if filled is not None and self.store is not None:
             await self.store(identifier, filled)

@@ -161,3 +161,26 @@ async def test_a_miss_gives_up_after_wait_s_and_its_read_still_fills_the_cache(
         served = await http.get(f"/v1/profiles/user_id:{user}", headers=HEADERS)
     assert served.status_code == 200 and gated.queries == 1
     assert orjson.loads(served.content)["traits"]["plan"]["value"] == "p0"
+
+
+async def test_a_fill_all_of_whose_requests_gave_up_before_it_ran_is_not_read(
+    ch: Client, world: World, profile_cache: ProfileCache
+) -> None:
+    first, second = people(world, 2)
+    gated = Gated(ch)
+    gated.stuck = True
+    async with client(gated, profile_cache, FillLimits(concurrency=1, max_pending=4, wait_s=0.3)) as http:
+        running = asyncio.create_task(http.get(f"/v1/profiles/user_id:{first}", headers=HEADERS))
+        await asyncio.sleep(0.1)
+        queued = await http.get(f"/v1/profiles/user_id:{second}", headers=HEADERS)  # behind `first`
+        assert queued.status_code == 503 and (await running).status_code == 503
+        gated.release.set()
+        for _ in range(50):  # the running read completes and fills the cache
+            if await profile_cache.get(Identifier("user_id", first)) is not None:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
+        assert gated.queries == 1  # the queued fill was dropped: nobody was waiting for it
+        again = await http.get(f"/v1/profiles/user_id:{second}", headers=HEADERS)
+    assert again.status_code == 200 and orjson.loads(again.content)["traits"]["plan"]["value"] == "p1"
+    assert gated.queries == 2
