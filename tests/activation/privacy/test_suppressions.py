@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (fixtures imported by name, then requested as parameters)
 """suppress / unsuppress: keyed hashes only, in ClickHouse (the truth) and the Redis set, with a notice
 per change; idempotent; the Redis mirror can be rebuilt from ClickHouse."""
 
@@ -21,7 +20,6 @@ from activation.privacy.suppressions import (
     unsuppress,
 )
 from activation.services import Services
-from tests.activation.sync.conftest import redis, redis_server  # noqa: F401
 from tests.services import job_ctx
 
 SECRET = "suppression-tests-secret-0123456789"

