@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.identifiers import Identifier
+from activation.identity.resolve import resolved
 from activation.identity.store import read_mapping, read_members, read_setting, write_setting
 from activation.privacy.person import VALUES
 from activation.privacy.person import Person as PrivacyPerson
@@ -37,13 +38,6 @@ _SCOPED = (
     " WHERE s.user_id IN {u:Array(String)}"
     " OR (s.user_id = '' AND s.anonymous_id IN {an:Array(String)})"
     " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))}"
-)
-_MAPPED = "(SELECT identifier_value, profile_id FROM identity_current WHERE identifier_type = '{t}')"
-_ALL = (
-    "SELECT if(u.profile_id != '', u.profile_id, a.profile_id) AS profile_id, s.* FROM TABLE AS s"
-    f" LEFT JOIN {_MAPPED.format(t='user_id')} AS u ON u.identifier_value = s.user_id"
-    f" LEFT JOIN {_MAPPED.format(t='anonymous_id')} AS a ON a.identifier_value = s.anonymous_id"
-    " WHERE profile_id != ''"
 )
 _VIEWS = {
     "profile_event_states_mv": EVENT_STATES,
@@ -117,7 +111,7 @@ def unowned_pairs(ch: Client, members: dict[Identifier, str]) -> list[tuple[str,
 def owned(table: str, scope: list[str] | None) -> str:
     """FROM-clause subquery: `profile_id` plus every column of `table`, for the scope (None: all)."""
     if scope is None:
-        return _ALL.replace("TABLE", table)
+        return resolved(f"SELECT * FROM {table}", narrow=False)  # the one resolution rule
     return _SCOPED.replace("TABLE", table)
 
 
