@@ -23,13 +23,19 @@ from typing import Any
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from activation.identity.resolve import members_sql
+from activation.identity.resolve import members_sql, resolved
 from activation.privacy.consent_states import newest_of_members_sql
 
 CONSENT_DEFAULTS = ("allow", "deny")
+# Each pair's newest consent (0013 consent_states: bounded by people, not history), resolved to its
+# profile by identity.resolve's one rule; then the profiles' explicitly set `consent` trait.
+_PAIR_SIGNALS = resolved(
+    "SELECT user_id, anonymous_id, argMaxMerge(prefs) AS prefs, max(at) AS at FROM consent_states"
+    " GROUP BY user_id, anonymous_id"
+)
 _SIGNALS = (
-    "SELECT profile_id, consent AS prefs, timestamp AS at FROM profile_events"
-    " WHERE consent != '' AND profile_id IN ({members})"
+    "SELECT profile_id, prefs, at FROM (" + _PAIR_SIGNALS + ")"
+    " WHERE profile_id IN ({members})"
     " UNION ALL"
     " SELECT profile_id, value AS prefs, updated_at AS at FROM profile_traits FINAL"
     " WHERE trait = 'consent' AND deleted = 0 AND profile_id IN ({members})"

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from activation.identity.identifiers import Identifier
 from activation.identity.stitching import stitch_incremental
 from activation.privacy import consent_states
-from activation.privacy.consent import latest_consent, latest_sql
+from activation.privacy.consent import desired_sql, latest_consent, latest_sql
 from activation.privacy.person import Person
 from activation.profiles_api import reads
 from tests.activation.identity.conftest import BASE, World, world  # noqa: F401
@@ -92,3 +92,29 @@ def test_forget_erases_the_persons_pairs(ch: Client, world: World) -> None:
 
 def _at(t: float) -> datetime:
     return (BASE + timedelta(seconds=t)).replace(tzinfo=None)  # as the client returns UTC columns
+
+
+def test_a_destinations_consent_gate_reads_the_pair_states_not_the_events(ch: Client, world: World) -> None:
+    """desired_sql (what a destination with a consent category may hold) read every consent event
+    through the profile_events view before; now the pair states, with the same answer."""
+    world.insert(
+        world.event("identify", 0, user="g1", anon="ga1"),
+        consent(world, 1, {"ads": True}, anon="ga1"),
+        consent(world, 2, {"ads": False}, user="g1"),  # the newer signal of g1's profile
+        world.event("identify", 0, user="g2", anon="ga2"),
+        consent(world, 3, {"ads": True}, anon="ga2"),
+        world.event("identify", 0, user="g3", anon="ga3"),  # no signal at all
+    )
+    stitch_incremental(ch, datetime.now(UTC))
+    people = [world.profile_of("user_id", world.id(u)) for u in ("g1", "g2", "g3")]
+    members = "SELECT arrayJoin({m:Array(String)}) AS profile_id"
+    params = {"m": people, "cat": "ads"}
+
+    def desired(default: str) -> set[str]:
+        sql = desired_sql(members, "ads", default)
+        plan = "\n".join(str(r[0]) for r in ch.query(f"EXPLAIN {sql}", parameters=params).result_rows)
+        assert "consent_states" in plan and "magpie.events" not in plan, plan
+        return {str(r[0]) for r in ch.query(sql, parameters=params).result_rows}
+
+    assert desired("deny") == {people[1]}  # granted only
+    assert desired("allow") == {people[1], people[2]}  # all but the refusal
