@@ -204,7 +204,11 @@ class JobRunner:
             job_timeout=JOB_TIMEOUT_S + ARQ_GRACE_S,
             keep_result=3600,
             poll_delay=0.2,
-            max_jobs=8,
+            # jobs are async and wait on I/O; two of them loop for seconds at a time (the stitch chain
+            # and the forwarding reader) and each event destination's delivery drains for a while, so
+            # 8 slots could leave a destination's delivery queued behind others (blocking work runs
+            # in the default thread pool either way)
+            max_jobs=32,
         )
         self.worker.in_progress_timeout_s = IN_PROGRESS_TTL_S  # renewed by _renew_in_progress
         self._task = asyncio.create_task(self.worker.async_run())

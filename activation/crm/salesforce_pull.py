@@ -198,7 +198,11 @@ class SalesforcePuller:
             return Page(done)
         earliest = cur["until"] - (DELETED_DAYS * 86_400 - 3600) * 1000
         start = max(int(cur["deleted_mark"]) - self.cfg.overlap_s * 1000, earliest)
-        params = {"start": iso_of(start)[:19] + "Z", "end": iso_of(cur["until"])[:19] + "Z"}
+        # whole seconds in the URL: start rounded down, end rounded UP, so a deletion in until's own
+        # second is in this window (rounded down, it waited for the next run); a window reaching up to
+        # a second past `until` is harmless, deletions apply idempotently
+        end = -(-int(cur["until"]) // 1000) * 1000
+        params = {"start": iso_of(start)[:19] + "Z", "end": iso_of(end)[:19] + "Z"}
         url = f"{self.cfg.api}/sobjects/{spec.name}/deleted/"
         doc = as_dict((await self.client.request("GET", url, params=params)).json())
         ids = tuple(

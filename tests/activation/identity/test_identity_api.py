@@ -195,7 +195,7 @@ async def test_the_stitch_job_ticks_back_to_back_and_hands_over(
     await asyncio.sleep(0.1)
     assert "skipped" in await identity_stitch(ctx)  # the chain key is held
     report = await chain
-    assert 4 <= report["ticks"] <= 7, report
+    assert 2 <= report["ticks"] <= 7, report  # 1 s at one tick per 0.2 s, ticks slower under load
     names = [name for name, _ in queued]
     assert names.count("stream_audiences") >= 1 and names[-1] == "identity_stitch"
     assert len({job_id for _, job_id in queued}) == len(queued)  # every job id its own
