@@ -1,7 +1,7 @@
-"""The profile document in one ClickHouse query: the identifier's profile (identity.lookup) bound once
-as `doc_pid` and its current identifiers as `doc_members`, then its traits, computed traits, built-in
+"""The profile document: the identifier's profile (identity.lookup), then one query with that id bound
+as `doc_pid` and its current identifiers as `doc_members`, its traits, computed traits, built-in
 counters, identities, audiences (audiences.current) and consent (privacy.consent) as branches of one
-UNION ALL, so an uncached read costs one round trip.
+UNION ALL, so an uncached read costs two round trips.
 
 Each branch is a primary-key read of the profile's own rows: traits, computed traits and profiles are
 ordered by profile; identity_map and audience_membership_changes are read by profile through their
@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.audiences.membership import profile_audiences_sql
 from activation.identity.identifiers import Identifier
-from activation.identity.lookup import PROFILE_OF
+from activation.identity.lookup import lookup
 from activation.identity.resolve import members_sql
 from activation.privacy.consent import consent_of
 from activation.privacy.consent_states import newest_of_members_sql
@@ -57,13 +57,17 @@ _UNION = " UNION ALL ".join(f"SELECT * FROM ({sql})" for sql in _BRANCHES.values
 # same machine serves meanwhile (profiles_api.fills bounds how many reads run at once).
 _SETTINGS = {"max_threads": 1}
 _MEMBERS = f"({members_sql('doc_pid')}) AS doc_members"  # read once, for identities and consent
-DOCUMENT = f"WITH ({PROFILE_OF}) AS doc_pid, {_MEMBERS} {_UNION}"
 _BY_ID = f"WITH {{p:String}} AS doc_pid, {_MEMBERS} {_UNION}"
 
 
 def document(ch: Client, identifier: Identifier) -> dict[str, Any] | None:
-    """The identifier's profile document, or None (unknown, deleted, not yet written)."""
-    return _read(ch, DOCUMENT, {"t": identifier.type, "v": identifier.value})
+    """The identifier's profile document, or None (unknown, deleted, not yet written).
+
+    Two round trips: the lookup, then the document by id. Measured against one query binding the
+    lookup as a scalar subquery: ~10-20 % less ClickHouse CPU (69-75 vs 77-93 ms, 3 interleaved runs
+    on the bench store), and an unknown identifier costs the lookup alone."""
+    profile_id = lookup(ch, identifier)
+    return profile_document(ch, profile_id) if profile_id else None
 
 
 def profile_document(ch: Client, profile_id: str) -> dict[str, Any] | None:
