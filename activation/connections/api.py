@@ -19,7 +19,7 @@ from starlette.responses import Response
 from activation.admin.cursor import decode_cursor, encode_cursor
 from activation.admin.errors import ApiError, json_body, json_response, not_found, page_limit
 from activation.connections import queue
-from activation.connections.routing import destinations
+from activation.connections.routing import destinations, routes_changed
 from activation.connections.rules import read_filter, read_mapping
 from activation.connections.store import ConnectionRecord, ConnectionStore
 from activation.destinations.events import EVENT_REGISTRY
@@ -89,6 +89,7 @@ async def create(services: Services, request: Request) -> Response:
         created_at=datetime.now(UTC),
     )
     saved = await ConnectionStore(services.db).save(record)
+    await routes_changed(services)
     return json_response(await view(services, saved), 201)
 
 
@@ -102,7 +103,9 @@ async def update(services: Services, request: Request) -> Response:
         mapping=fields["mapping"] if "mapping" in body else record.mapping,
         enabled=fields.get("enabled", record.enabled),
     )
-    return json_response(await view(services, await ConnectionStore(services.db).save(changed)))
+    saved = await ConnectionStore(services.db).save(changed)
+    await routes_changed(services)
+    return json_response(await view(services, saved))
 
 
 async def read(services: Services, request: Request) -> Response:
@@ -112,6 +115,7 @@ async def read(services: Services, request: Request) -> Response:
 async def delete(services: Services, request: Request) -> Response:
     record = await _load(services, request.path_params["id"])
     await ConnectionStore(services.db).save(replace(record, deleted=True, enabled=False))
+    await routes_changed(services)
     return Response(status_code=204)
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from activation.connections import letters, queue
-from activation.connections.routing import FanOut, Row, active_routes
+from activation.connections.routing import FanOut, Row, active_routes, routes_version
 from activation.connections.rules import EVENT_COLUMNS, Route
 from activation.connections.settings import FORWARD, ForwardSettings
 from activation.locks import held
@@ -56,9 +56,11 @@ async def run_reader(services: Services, settings: ForwardSettings) -> dict[str,
             return {"status": "busy"}
         deadline = time.monotonic() + settings.reader_run_s
         routes: list[Route] = []
-        loaded = -1e9
+        loaded, version = -1e9, None
         while True:
-            if time.monotonic() - loaded >= settings.routes_ttl_s:
+            now_version = await routes_version(services)
+            if time.monotonic() - loaded >= settings.routes_ttl_s or now_version != version:
+                version = now_version  # read before the routes: a change during the load reloads again
                 routes, loaded = await active_routes(services), time.monotonic()
             forwarded += await forward_once(services, settings, routes)
             passes += 1

@@ -39,6 +39,21 @@ async def routes_of(services: Services, connections: Sequence[ConnectionRecord])
     return out
 
 
+# Bumped by every connection create/update/delete; the reader reloads its routes when it moves, so
+# events stored right after a connection is created are not routed with a route list from before it
+# (the route cache's TTL alone left a window of up to routes_ttl_s in which they were missed).
+ROUTES_VERSION_KEY = "magpie:fwd:routes_version"
+
+
+async def routes_changed(services: Services) -> None:
+    await services.redis.incr(ROUTES_VERSION_KEY)
+
+
+async def routes_version(services: Services) -> bytes | None:
+    value: bytes | None = await services.redis.get(ROUTES_VERSION_KEY)
+    return value
+
+
 async def active_routes(services: Services) -> list[Route]:
     return await routes_of(services, await ConnectionStore(services.db).active())
 
