@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from activation.connections import letters, queue
 from activation.connections.delivery import run_delivery
-from activation.connections.reader import forward_once
-from activation.connections.routing import active_routes
+from activation.connections.reader import forward_once, run_reader
+from activation.connections.routing import active_routes, routes_changed
 from activation.destinations.events.mixpanel import insert_id
 from tests.activation.connections.conftest import FAST, Forwarding
 from tests.fakes.mixpanel import FakeMixpanel
@@ -128,3 +129,25 @@ async def test_a_long_retry_after_pauses_the_destination_and_keeps_the_events(fw
         deferred = [kw for name, _, kw in fwd.queued.jobs if name == "deliver_events"]
         assert deferred and deferred[-1]["defer_s"] >= 120
         assert (await run_delivery(fwd.services, dest, FAST))["status"] == "paused"  # still waiting
+
+
+async def test_a_connection_created_while_the_reader_runs_gets_the_events_stored_after_it(
+    fwd: Forwarding,
+) -> None:
+    """Before, the reader routed with its cached route list (routes_ttl_s) and moved the watermark past
+    events stored right after a new connection: that connection never got them."""
+    async with FakeWebhookReceiver() as hook:
+        dest = await webhook(fwd, hook)
+        ids: list[str] = []
+
+        async def sleep(delay_s: float) -> None:
+            if not ids:  # between the reader's first and second pass: connect, then events arrive
+                await fwd.connect(dest)
+                await routes_changed(fwd.services)
+                ids.extend(fwd.events([{"user": f"late-{fwd.ns}"} for _ in range(3)]))
+            await asyncio.sleep(0.01)
+
+        settings = replace(FAST, reader_run_s=0.3, routes_ttl_s=60.0)
+        result = await run_reader(replace(fwd.services, sleep=sleep), settings)
+        assert result["status"] == "ok" and len(ids) == 3
+        assert await queue.length(fwd.redis, dest) == 3
