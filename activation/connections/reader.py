@@ -5,7 +5,9 @@ Incremental like identity stitching (activation/identity/stitching.py): each pas
 inserted after the watermark minus `overlap_s` (an insert can become visible after a later one), and
 a Redis sorted set of recently forwarded (source, messageId) keys makes the overlap harmless. The
 watermark starts at the store's current time: a new installation does not forward its history (use a
-replay for that), and a connection forwards events stored after it was created.
+replay for that), and a connection forwards events stored after it was created — also those a pass
+that loaded its routes before the connection existed read without it: the pass that first sees a
+connection starts its catch-up below the watermark (activation/connections/catchup.py).
 
 `forward_events` is one job that loops for `reader_run_s` (polling every `poll_s`), holding a short
 Redis lock it renews (activation.locks), then queues its successor; a cron every few seconds
@@ -19,10 +21,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from activation.connections import letters, queue
+from activation.connections import catchup, letters, queue
 from activation.connections.routing import FanOut, Row, active_routes, routes_version
 from activation.connections.rules import EVENT_COLUMNS, Route
 from activation.connections.settings import FORWARD, ForwardSettings
+from activation.connections.store import EPOCH
 from activation.locks import held
 from activation.services import Services
 from activation.services import of as services_of
@@ -71,16 +74,33 @@ async def run_reader(services: Services, settings: ForwardSettings) -> dict[str,
 
 
 async def forward_once(services: Services, settings: ForwardSettings, routes: Sequence[Route]) -> int:
-    """One pass: read, deduplicate, route, queue, wake. Returns the number of events queued."""
+    """One pass: read, deduplicate, route, queue, wake; then a step of the pending catch-ups
+    (activation.connections.catchup). Returns the number of events queued."""
+    mark = await _watermark(services) if routes else EPOCH
+    routes = await catchup.admit(services, routes, mark)
     if not routes:
         return 0
-    mark = await _watermark(services)
+    queued = await _forward_new(services, settings, routes, mark)
+    return queued + await catchup.run(services, settings, routes, lambda fan: _queue(services, settings, fan))
+
+
+async def _forward_new(
+    services: Services, settings: ForwardSettings, routes: list[Route], mark: datetime
+) -> int:
     rows = await _read(services, mark - timedelta(seconds=settings.overlap_s), routes, settings.page_events)
     if not rows:
         return 0
     fresh = await _unseen(services.redis, rows, settings.overlap_s)
     fan = FanOut(routes, live=True)
     await fan.add(services, fresh)
+    queued = await _queue(services, settings, fan)
+    newest = max(_utc(r["inserted_at"]) for r in rows)
+    await services.redis.set(WATERMARK_KEY, newest.isoformat())
+    return queued
+
+
+async def _queue(services: Services, settings: ForwardSettings, fan: FanOut) -> int:
+    """The fan's events onto their destinations' queues (dead letters when full), then wake-ups."""
     queued = 0
     for destination_id, events in fan.out.items():
         full = await queue.push(services.redis, destination_id, events, settings.max_queue_events)
@@ -88,8 +108,6 @@ async def forward_once(services: Services, settings: ForwardSettings, routes: Se
         await queue.count(services.redis, "dead_lettered", full)
         queued += len(events) - len(full)
     await queue.bump(services.redis, "filtered", dict(fan.filtered))
-    newest = max(_utc(r["inserted_at"]) for r in rows)
-    await services.redis.set(WATERMARK_KEY, newest.isoformat())
     for destination_id in fan.out:
         await wake(services, destination_id)
     return queued

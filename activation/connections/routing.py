@@ -33,7 +33,7 @@ async def routes_of(services: Services, connections: Sequence[ConnectionRecord])
             continue
         route = Route(
             c.id, c.source_id, c.destination_id, record.type, c.filter, c.mapping,
-            record.consent_category, c.created_at,
+            record.consent_category, c.created_at, max(c.updated_at, record.updated_at),
         )  # fmt: skip
         out.append(route)
     return out

@@ -74,7 +74,8 @@ class Route:
     filter: dict[str, list[str]]
     mapping: dict[str, dict[str, str]]
     consent_category: str = ""
-    since: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    since: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # events stored before are not forwarded live
+    changed_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # newest update of the connection or destination
 
 
 def matches(filter_: dict[str, list[str]], event: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ class ForwardSettings:
     reader_run_s: float = 10.0  # one reader job loops this long, then hands over to the next
     overlap_s: float = 3.0  # re-read window behind the watermark (inserts become visible late)
     page_events: int = 5000  # events read per query
+    catchup_pages: int = 4  # pages per pass re-read for connections catching up (catchup.py)
     routes_ttl_s: float = 1.0  # how long the reader caches the connection list
     deliver_run_s: float = 60.0  # one delivery job drains its queue this long at most
     idle_s: float = 1.0  # a drained delivery job waits this long for more before it exits

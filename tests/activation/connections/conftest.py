@@ -85,10 +85,10 @@ class Forwarding:
         saved = await self.destinations.save(self.destinations.seal(record, Credentials(credentials)))
         return saved.id
 
-    async def connect(self, destination_id: str, **fields: Any) -> str:
+    async def connect(self, destination_id: str, created_at: datetime | None = None, **fields: Any) -> str:
         record = ConnectionRecord(
             id=f"con_{self.ns}_{uuid.uuid4().hex[:6]}", source_id=self.source, destination_id=destination_id,
-            created_at=datetime.now(UTC) - timedelta(seconds=1), **fields,
+            created_at=created_at or datetime.now(UTC) - timedelta(seconds=1), **fields,
         )  # fmt: skip
         return (await ConnectionStore(self.db).save(record)).id
 
