@@ -5,8 +5,9 @@ those events, routed them without it, marked them seen and moved the watermark p
 The reader remembers, in a Redis hash, the connections it routed with. A connection it does not know
 (new, or back in the routes after it left them: re-enabled, or its destination re-enabled) gets a
 *live floor* — the watermark of the pass that first saw it, plus 1 µs — and, below that floor, a
-catch-up: the events with `inserted_at` from its start (a new connection's `created_at`; a returning
-one's newest change, its own or its destination's `updated_at`) up to the floor are re-read in pages
+catch-up: the events with `inserted_at` from its start (its `created_at`, or its newest change if
+later: its own or its destination's `updated_at`, so a connection or destination that was disabled
+gets nothing of that time) up to the floor are re-read in pages
 (`catchup_pages` per pass, `page_events` each) and routed to THAT connection only. The live pass
 routes the connection only events at or above its floor, the catch-up only those below: split by a
 stored property of the row, each event reaches the connection once, and no other connection is
@@ -16,7 +17,7 @@ its events queue after the newer live ones of that moment.
 
 Its progress is a per-connection mark in Redis (the floor and the last row routed), so it resumes
 across passes and reader jobs; the mark is removed when the catch-up is done or the connection leaves
-the routes (disabled, deleted). A deleted connection is forgotten.
+the routes (disabled, deleted), and the connection is forgotten: if it returns, it is new again.
 
 Decision: a changed filter or mapping of a routed connection takes effect from the pass that loads it,
 without a catch-up. The in-flight pass can only have sent with the old filter; re-reading would send
@@ -40,10 +41,10 @@ import orjson
 from activation.connections.routing import FanOut, Row
 from activation.connections.rules import EVENT_COLUMNS, Route
 from activation.connections.settings import ForwardSettings
-from activation.connections.store import EPOCH, ConnectionStore
+from activation.connections.store import EPOCH
 from activation.services import Services
 
-MEMORY_KEY = "magpie:fwd:routed"  # hash: connection id → {"floor": iso} (routed) or {"left": true}
+MEMORY_KEY = "magpie:fwd:routed"  # hash: connection id → {"floor": iso} of each routed connection
 SEEDED = "~"  # field of MEMORY_KEY once a pass has filled it
 _US = timedelta(microseconds=1)
 _PAGE = f"""
@@ -54,6 +55,7 @@ WHERE source_id = {{source:String}} AND inserted_at >= {{t:DateTime64(6, 'UTC')}
       > ({{t:DateTime64(6, 'UTC')}}, {{ts:DateTime64(3, 'UTC')}}, {{s:String}}, {{m:String}})
 ORDER BY inserted_at, timestamp, source_id, message_id LIMIT 1 BY source_id, message_id LIMIT {{n:UInt32}}
 """
+Key = tuple[datetime, datetime, str, str]  # (inserted_at, timestamp, source_id, message_id) of the last row
 QueueOut = Callable[[FanOut], Awaitable[int]]
 """Queues a fan's events to their destinations and wakes them; returns how many were queued."""
 
@@ -68,11 +70,10 @@ async def admit(services: Services, routes: Sequence[Route], watermark: datetime
     memory = await _memory(services.redis)
     seeded, updates = SEEDED in memory, {}
     for route in routes:
-        known = memory.get(route.connection_id, {})
-        if "floor" in known:
+        if "floor" in memory.get(route.connection_id, {}):
             continue
         floor = watermark + _US if seeded else EPOCH
-        start = max(route.since, route.changed_at) if "left" in known else route.since
+        start = max(route.since, route.changed_at)
         if seeded and start < floor:
             await _save_mark(services.redis, route.connection_id, floor, (start - _US, EPOCH, "", ""))
         memory[route.connection_id] = updates[route.connection_id] = {"floor": floor.isoformat()}
@@ -81,7 +82,7 @@ async def admit(services: Services, routes: Sequence[Route], watermark: datetime
     if updates:
         await services.redis.hset(MEMORY_KEY, mapping={k: orjson.dumps(v) for k, v in updates.items()})
     current = {r.connection_id for r in routes}
-    await _leave(services, [c for c, v in memory.items() if "floor" in v and c not in current])
+    await _leave(services.redis, [c for c, v in memory.items() if "floor" in v and c not in current])
     return [_floored(r, memory[r.connection_id]) for r in routes]
 
 
@@ -98,13 +99,7 @@ async def run(services: Services, settings: ForwardSettings, routes: Sequence[Ro
             pages -= 1
             rows = await _page(services, route, min(floor, settled), key, settings.page_events)
             if rows:
-                last = rows[-1]
-                key = (
-                    _utc(last["inserted_at"]),
-                    _utc(last["timestamp"]),
-                    last["source_id"],
-                    last["message_id"],
-                )
+                key = _key(rows[-1])
                 queued += await out(await _fan(services, route, routes, rows))
                 await _save_mark(services.redis, route.connection_id, floor, key)
             if len(rows) < settings.page_events:
@@ -114,13 +109,14 @@ async def run(services: Services, settings: ForwardSettings, routes: Sequence[Ro
     return queued
 
 
-Key = tuple[datetime, datetime, str, str]  # (inserted_at, timestamp, source_id, message_id) of the last row
-
-
 async def _page(services: Services, route: Route, upto: datetime, key: Key, n: int) -> list[Row]:
     t, ts, s, m = key
     params = {"source": route.source_id, "upto": upto, "t": t, "ts": ts, "s": s, "m": m, "n": n}
     return await services.db.dicts(_PAGE, params)
+
+
+def _key(row: Row) -> Key:
+    return _utc(row["inserted_at"]), _utc(row["timestamp"]), row["source_id"], row["message_id"]
 
 
 async def _fan(services: Services, route: Route, routes: Sequence[Route], rows: list[Row]) -> FanOut:
@@ -137,20 +133,16 @@ async def _fan(services: Services, route: Route, routes: Sequence[Route], rows: 
     fan.out.clear()
     if mine:
         fan.out[route.destination_id] = mine
-    fan.filtered = Counter({route.connection_id: fan.filtered[route.connection_id]})
+    mine_filtered = fan.filtered[route.connection_id]
+    fan.filtered = Counter({route.connection_id: mine_filtered} if mine_filtered else {})
     return fan
 
 
-async def _leave(services: Services, gone: list[str]) -> None:
-    """Connections that left the routes: their catch-up ends; a deleted one is forgotten, another is
-    remembered as left (when it returns, it is caught up from its newest change)."""
-    store = ConnectionStore(services.db)
-    for connection_id in gone:
-        await services.redis.delete(mark_key(connection_id))
-        if await store.get(connection_id) is None:
-            await services.redis.hdel(MEMORY_KEY, connection_id)
-        else:
-            await services.redis.hset(MEMORY_KEY, connection_id, orjson.dumps({"left": True}))
+async def _leave(redis: Any, gone: list[str]) -> None:
+    """Connections that left the routes: their catch-up ends and they are forgotten."""
+    if gone:
+        await redis.delete(*(mark_key(c) for c in gone))
+        await redis.hdel(MEMORY_KEY, *gone)
 
 
 async def _memory(redis: Any) -> dict[str, dict[str, Any]]:

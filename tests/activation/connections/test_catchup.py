@@ -93,7 +93,7 @@ async def test_a_connection_created_while_a_pass_is_in_flight_gets_every_event_a
             await asyncio.sleep(0.01)
 
         services = replace(fwd.services, ch=cast(Client, HeldRead(fwd.ch, connect_then_store)), sleep=sleep)
-        result = await run_reader(services, replace(SLOW_CATCHUP, reader_run_s=1.5, routes_ttl_s=60.0))
+        result = await run_reader(services, replace(SLOW_CATCHUP, reader_run_s=2.0, routes_ttl_s=60.0))
         assert result["status"] == "ok" and len(late) == 5 and len(after) == 2
         assert not await fwd.redis.exists(mark_key(created[0]))  # done: the mark is gone
         await deliver(fwd, old_dest, new_dest)
@@ -154,3 +154,21 @@ async def test_a_re_enabled_connection_is_caught_up_from_its_re_enabling_only(fw
         await deliver(fwd, old_dest, dest)
         assert hook.event_counts == {m: 1 for m in first + re_enabled}
         assert old_hook.event_counts == {m: 1 for m in first + while_disabled + re_enabled}
+
+
+async def test_a_catch_up_does_not_resend_what_another_connection_gave_the_same_destination(
+    fwd: Forwarding,
+) -> None:
+    async with FakeWebhookReceiver() as hook:
+        dest = await webhook(fwd, hook)
+        await fwd.connect(dest, filter={"events": ["Signed Up"]})
+        assert await forward_once(fwd.services, SLOW_CATCHUP, await routes(fwd)) == 0  # routes remembered
+        in_flight = await routes(fwd)
+        connection = await fwd.connect(dest, created_at=datetime.now(UTC))  # everything, same destination
+        await asyncio.sleep(0.01)
+        late = fwd.events([{"event": "Signed Up"}, {"event": "Viewed"}, {"event": "Signed Up"}])
+        assert await forward_once(fwd.services, SLOW_CATCHUP, in_flight) == 2
+        await settle(fwd, SLOW_CATCHUP, connection)
+        await deliver(fwd, dest)
+        assert hook.event_counts == {m: 1 for m in late}  # the catch-up added only the one it missed
+        assert (await queue.stats(fwd.redis, connection, dest))["delivered"] == 1
