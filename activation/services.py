@@ -8,7 +8,7 @@ their first line is `services = of(ctx)`. Tests build a Services with the fakes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +25,18 @@ Sleep = Callable[[float], Awaitable[None]]
 SessionFactory = Callable[[AllowList, float], SafeSession]
 
 
+class ProfilesChanged(Protocol):
+    """`await profiles_changed(profile_ids, identifiers)`: those profiles (and identifiers, as
+    identity.identifiers.Identifier) changed; `everything=True`: every profile may have (a full
+    restitch). Refresh what is kept from them. The composition root wires the Profile API's stored
+    documents (profiles_api.documents.DocumentWriter); identity, audiences and CRM sources call it
+    without importing the layer above them."""
+
+    async def __call__(
+        self, profile_ids: Collection[str], identifiers: Collection[Any] = (), everything: bool = False
+    ) -> None: ...
+
+
 class Counters(Protocol):
     def inc(self, name: str, source: str = "", amount: float = 1, **labels: str) -> None: ...
 
@@ -32,6 +44,12 @@ class Counters(Protocol):
 class NoCounters:
     def inc(self, name: str, source: str = "", amount: float = 1, **labels: str) -> None:
         return None
+
+
+async def _nothing_kept(
+    profile_ids: Collection[str], identifiers: Collection[Any] = (), everything: bool = False
+) -> None:
+    return None
 
 
 async def _not_wired(name: str, *args: Any, **kwargs: Any) -> bool:
@@ -59,6 +77,7 @@ class Services:
     sleep: Sleep = asyncio.sleep
     http: SessionFactory = default_session
     sync: SyncSettings = field(default_factory=SyncSettings)
+    profiles_changed: ProfilesChanged = _nothing_kept
 
     @property
     def db(self) -> Database:

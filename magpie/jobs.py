@@ -19,6 +19,7 @@ from activation.privacy.consent_states import backfill_consent_states
 from activation.privacy.deletion import privacy_delete
 from activation.privacy.export import privacy_export
 from activation.privacy.retention import expire_rejected_events, resume_privacy_requests
+from activation.profiles_api.documents import rebuild_profile_documents
 from activation.sync.engine import sync_destination
 from activation.sync.schedule import schedule_syncs
 from magpie.worker import CronSpec, JobFunction, JobSet
@@ -46,6 +47,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         pull_crm_source,
         schedule_crm_pulls,
         backfill_consent_states,
+        rebuild_profile_documents,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it

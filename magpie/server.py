@@ -39,6 +39,7 @@ from activation.privacy.registry import ACTIVATION_PATHS, ForgetPath, by_pairs, 
 from activation.privacy.routes import routes as privacy_routes
 from activation.privacy.suppressions import hash_key as suppression_hash_key
 from activation.privacy.wiring import PrivacyWiring
+from activation.profiles_api.documents import DocumentWriter
 from activation.profiles_api.routes import routes as profile_routes
 from activation.services import Services
 from activation.sync.context import SyncContext
@@ -118,9 +119,12 @@ class App:
         rt.redis = aioredis.Redis.from_url(settings.redis_url)
         secret_key = settings.secret_key or load_or_create_secret_key(settings.data_dir)
         rt.jobs = JobRunner(settings.redis_url, JobSet(), rt.metrics)
+        ch = connect(self.target)
         self.services = Services(
-            ch=connect(self.target),
+            ch=ch,
             redis=rt.redis,
+            # the Profile API's stored documents, rewritten when stitch or audience jobs change profiles
+            profiles_changed=DocumentWriter(ch, ProfileCache(rt.redis), rt.jobs.enqueue),
             secret_key=secret_key,
             allow=parse_allow_list(settings.allow_private_destinations),
             enqueue=rt.jobs.enqueue,

@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from activation.audiences import freshness, store
 from activation.audiences.compiler import compile_audience, sql_time
-from activation.audiences.current import members_sql
+from activation.audiences.current import changed_at_sql, members_sql
 from activation.audiences.limits import COMPUTE_SETTINGS
 from activation.audiences.store import Audience
 from activation.locks import LockNotAcquired, held
@@ -83,12 +83,21 @@ async def compute_audience(ctx: dict[str, Any], audience_id: str) -> dict[str, A
     newest = await asyncio.to_thread(freshness.newest_event, services.ch)
     async with audience_lock(services.redis, audience_id):
         result = await asyncio.to_thread(compute, services.ch, audience_id, services.clock())
+    if result.get("entered") or result.get("exited"):  # their documents list their audiences
+        moved = await asyncio.to_thread(changed_in, services.ch, audience_id, result["computed_at"])
+        await services.profiles_changed(moved, ())
     computed = result.get("status") == "computed"
     audience = await asyncio.to_thread(store.get, services.ch, audience_id) if computed else None
     if audience is not None:
         await asyncio.to_thread(freshness.record, services.ch, [audience], "full_run", newest, time.time())
         freshness.publish(services.metrics, [audience], newest, time.time())
     return result
+
+
+def changed_in(ch: Client, audience_id: str, computed_at: str) -> set[str]:
+    """The profiles that entered or left the audience in its run at `computed_at` (ISO time)."""
+    params = {"aid": audience_id, "at": sql_time(datetime.fromisoformat(computed_at))}
+    return {str(r[0]) for r in ch.query(changed_at_sql(), parameters=params).result_rows}
 
 
 def compute(ch: Client, audience_id: str, now: datetime) -> dict[str, Any]:

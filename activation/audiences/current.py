@@ -28,3 +28,8 @@ def memberships_sql(profiles: str) -> str:
         f"SELECT audience_id, profile_id, max(at) AS since FROM {_TABLE} WHERE profile_id IN {profiles}"
         f" GROUP BY audience_id, profile_id HAVING {_IS_IN}"
     )
+
+
+def changed_at_sql(audience: str = "{aid:String}", at: str = "{at:DateTime64(3, 'UTC')}") -> str:
+    """SELECT profile_id of the profiles that entered or left `audience` in the run at `at`."""
+    return f"SELECT DISTINCT profile_id FROM {_TABLE} WHERE audience_id = {audience} AND at = {at}"

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from activation.audiences import freshness, store, streaming
-from activation.audiences.computation import audience_lock
+from activation.audiences.computation import audience_lock, changed_in
 from activation.audiences.emit import emit_audience_events
 from activation.audiences.store import Audience
 from activation.identity.resolve import profiles_of_events
@@ -58,13 +58,15 @@ async def _process(entries: list[dict[str, Any]], ctx: dict[str, Any], services:
         return {"batches": len(entries), "full_runs": len(ordered)}
     scope = sorted({p for e in entries for p in e.get("profiles", [])})
     newest = max((float(e["newest_event_at"]) for e in entries if e.get("newest_event_at")), default=None)
-    changed = 0
+    changed, moved = 0, set[str]()
     for audience in ordered:  # one micro-batch per audience for the whole scope (chunked inside)
         async with audience_lock(services.redis, audience.id):
             run = await asyncio.to_thread(streaming.evaluate, services.ch, audience, scope, services.clock())
         if run is not None:
             changed += 1
             await _deliver(ctx, services, audience, run)
+            moved |= await asyncio.to_thread(changed_in, services.ch, audience.id, run["computed_at"])
+    await services.profiles_changed(moved, ())  # their documents list their audiences
     await asyncio.to_thread(freshness.record, services.ch, ordered, streaming.STREAMING, newest, time.time())
     freshness.publish(services.metrics, ordered, newest, time.time())
     return {"batches": len(entries), "profiles": len(scope), "audiences": len(ordered), "changed": changed}

@@ -122,6 +122,7 @@ async def _pull(
                 await store.write_cursor(services.db, source.source_id, spec.name, page.cursor)
                 if any(counts[k] for k in ("created", "updated", "merged", "deleted")):
                     await ProfileCache(services.redis).invalidate_all()  # as imports do: restitched inline
+                    await services.profiles_changed((), (), everything=True)  # stored documents rebuilt
                 run = progress[0].add(**counts)
                 for note in page.notes:
                     run = run.note(note)

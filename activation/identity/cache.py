@@ -34,6 +34,10 @@ class ProfileCache:
         value = await self.redis.get(GENERATION_KEY)
         return value.decode() if isinstance(value, bytes) else str(value or "0")
 
+    async def generation(self) -> int:
+        """The current generation (documents stored in ClickHouse carry the one they were built in)."""
+        return int(await self._generation())
+
     async def get(self, identifier: Identifier) -> bytes | None:
         """The cached document for an identifier, or None: one round trip (generation, identifier's
         profile id, then its document, looked up inside Redis by a script)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -56,11 +57,16 @@ async def identity_stitch(ctx: dict[str, Any]) -> dict[str, Any]:
     async with held(services.redis, CHAIN_KEY) as chained:
         if not chained:
             return {"mode": "incremental", "skipped": "a stitch chain is running"}
-        report, ticks, deadline = await _tick(ctx), 1, time.monotonic() + CHAIN_S
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            report, ticks = await _tick(ctx), ticks + 1
-            await services.sleep(max(TICK_GAP_S, started + TICK_EVERY_S - time.monotonic()))
+        later: list[asyncio.Task[None]] = []  # the last tick's document writes, still running
+        try:
+            report, ticks, deadline = await _tick(ctx, later), 1, time.monotonic() + CHAIN_S
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                report, ticks = await _tick(ctx, later), ticks + 1
+                await services.sleep(max(TICK_GAP_S, started + TICK_EVERY_S - time.monotonic()))
+        finally:
+            if later:
+                await later[0]
     if CHAIN_S > 0:
         await services.enqueue(STITCH_JOB, job_id=f"{STITCH_JOB_ID}:{time.time_ns()}")
     return {**report, "ticks": ticks}
@@ -71,11 +77,11 @@ async def stitch_tick(ctx: dict[str, Any]) -> dict[str, Any]:
     return await _run(ctx, "incremental")
 
 
-async def _tick(ctx: dict[str, Any]) -> dict[str, Any]:
-    report = await stitch_tick(ctx)
-    if report.get("changed_profiles"):
+async def _tick(ctx: dict[str, Any], later: list[asyncio.Task[None]]) -> dict[str, Any]:
+    async def stream(report: StitchReport) -> None:
         await services_of(ctx).enqueue(STREAM_JOB, job_id=f"stream:{time.time_ns()}")
-    return report
+
+    return await _run(ctx, "incremental", stream, later)
 
 
 async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +89,25 @@ async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
     return await _run(ctx, "full")
 
 
-async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
+async def _kept(services: Any, report: StitchReport, previous: asyncio.Task[None] | None) -> None:
+    """What is kept from the changed profiles (Services.profiles_changed: the Profile API's stored
+    documents), then the cache entries dropped. After the previous tick's, so they land in order (its
+    failure fails the chain, which the cron restarts)."""
+    if previous is not None:
+        await previous
+    if not report.changed_everything:
+        await services.profiles_changed(report.changed_profiles, report.changed_identifiers)
+    await _invalidate(ProfileCache(services.redis), report)
+    if report.changed_everything:  # after the new generation: rebuilt in it
+        await services.profiles_changed((), (), everything=True)
+
+
+async def _run(
+    ctx: dict[str, Any],
+    mode: str,
+    changed: Callable[[StitchReport], Awaitable[None]] | None = None,
+    later: list[asyncio.Task[None]] | None = None,
+) -> dict[str, Any]:
     services = services_of(ctx)
     redis = services.redis
     async with held(redis, LOCK_KEY, wait_s=FULL_WAIT_S if mode == "full" else 0) as acquired:
@@ -99,8 +123,14 @@ async def _run(ctx: dict[str, Any], mode: str) -> dict[str, Any]:
             )
             log.exception("identity %s stitch failed", mode)
             raise
-    await _invalidate(ProfileCache(redis), report)
-    await _announce(redis, report)
+        await _announce(redis, report)
+        if changed is not None and report.changed_profiles:
+            await changed(report)  # streaming audiences start on it while the documents are written
+    after = _kept(services, report, later[0] if later else None)
+    if later is None:
+        await after
+    else:  # the chain: the next tick starts while this one's documents are written
+        later[:] = [asyncio.create_task(after)]
     await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)
     return report.to_dict()
 

@@ -49,6 +49,33 @@ def newest_of_members_sql(members: str) -> str:
     return _OF_MEMBERS.format(found=found, belongs=of_members(members, user_ids))
 
 
+# The same rule for many profiles at once: `{members}` selects (identifier_type, identifier_value, pid)
+# for each profile's current identifiers (identity.store.MEMBERS_SQL); one row per profile with a signal.
+_BY_PROFILE = (
+    "SELECT pid, argMax(pair_prefs, pair_at) AS prefs, max(pair_at) AS at FROM ("
+    " SELECT m.pid AS pid, s.user_id AS user_id, s.anonymous_id AS anonymous_id,"
+    " argMaxMerge(s.prefs) AS pair_prefs, max(s.at) AS pair_at, any(g.members) AS pm FROM consent_states AS s"
+    " INNER JOIN ({members}) AS m"
+    " ON s.identifier_type = m.identifier_type AND s.identifier_value = m.identifier_value"
+    " INNER JOIN (SELECT pid, groupArray((toString(identifier_type), identifier_value)) AS members"
+    " FROM ({members}) GROUP BY pid) AS g ON g.pid = m.pid"
+    " WHERE (s.identifier_type, s.identifier_value) IN"
+    " (SELECT identifier_type, identifier_value FROM ({members}))"
+    " GROUP BY pid, user_id, anonymous_id HAVING {belongs}"
+    ") GROUP BY pid"
+)
+
+
+def newest_by_profile_sql(members: str) -> str:
+    """SELECT pid, prefs, at: newest_of_members_sql's signal for every profile of `members` (an SQL
+    SELECT of identifier_type, identifier_value, pid) that has one, in one read."""
+    user_ids = (
+        "SELECT user_id FROM consent_states WHERE (identifier_type, identifier_value) IN"
+        f" (SELECT identifier_type, identifier_value FROM ({members}))"
+    )
+    return _BY_PROFILE.format(members=members, belongs=of_members("pm", user_ids))
+
+
 def backfill(ch: Client, now: datetime) -> bool:
     """Fold the consent events stored before the view existed (an upgrade) into the states, once;
     False when done before. Events also seen by the view count once (argMax, max)."""

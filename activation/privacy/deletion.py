@@ -31,6 +31,7 @@ from activation.privacy.requests import PrivacyRequest
 from activation.privacy.retry_state import is_sealed, seal, unseal
 from activation.privacy.suppressions import identifier_hash, suppress
 from activation.privacy.wiring import PrivacyWiring, wiring_of
+from activation.profiles_api.documents import LOCK_KEY as DOCUMENTS_LOCK
 from activation.services import Services, of
 
 log = logging.getLogger("magpie.privacy")
@@ -118,8 +119,12 @@ async def _erase(
     rows: dict[str, int] = {}
     # Under the stitch lock: a stitch run that read the person's events before they were erased
     # would otherwise write their links, mapping and profile back after the forget.
-    async with held(services.redis, STITCH_LOCK, wait_s=LOCK_S) as acquired:
-        if not acquired:
+    # And under the profile documents' lock, for the same reason (their writes run after a stitch).
+    async with (
+        held(services.redis, STITCH_LOCK, wait_s=LOCK_S) as acquired,
+        held(services.redis, DOCUMENTS_LOCK, wait_s=LOCK_S) as documents_free,
+    ):
+        if not acquired or not documents_free:
             raise StitchBusy("the identity stitch lock stayed taken; the request is retried")
         for path in wiring.paths:
             rows |= await asyncio.to_thread(path.forget, services.ch, person)

@@ -18,6 +18,7 @@ from activation.identity import links, profiles, proposals, states
 from activation.identity import store as identity_store
 from activation.privacy import consent_states, forget_connections, forget_crm, requests, suppressions
 from activation.privacy.person import Person
+from activation.profiles_api import documents
 from activation.sync import runs, state
 
 Forget = Callable[[Client, Person], dict[str, int]]
@@ -66,6 +67,7 @@ ACTIVATION_PATHS: tuple[ForgetPath, ...] = (
         (states.EVENT_STATES, states.PAIR_STATES, states.TRAIT_STATES, "profile_pairs"), states.forget
     ),
     ForgetPath((consent_states.TABLE,), consent_states.forget),
+    ForgetPath((documents.TABLE,), documents.forget),
     ForgetPath(("audience_snapshots", "audience_membership_changes"), computation.forget),
     ForgetPath(("sync_state",), state.forget),
     ForgetPath(("sync_dead_letters", "sync_runs"), runs.forget),

@@ -42,8 +42,10 @@ class FillLimits:
 
 
 DEFAULT_LIMITS = FillLimits()
-Read = Callable[[Identifier], Filled | None]  # blocking: runs in the fill threads
+# blocking, runs in the fill threads: (identifier, cache generation) -> the document or None
+Read = Callable[[Identifier, int], Filled | None]
 Store = Callable[[Identifier, Filled], Awaitable[None]]  # e.g. the Redis cache's put
+Generation = Callable[[], Awaitable[int]]  # the cache's generation, read before each fill
 
 
 class Busy(Exception):
@@ -51,8 +53,14 @@ class Busy(Exception):
 
 
 class Fills:
-    def __init__(self, read: Read, store: Store | None, limits: FillLimits = DEFAULT_LIMITS) -> None:
-        self.read, self.store, self.limits = read, store, limits
+    def __init__(
+        self,
+        read: Read,
+        store: Store | None,
+        limits: FillLimits = DEFAULT_LIMITS,
+        generation: Generation | None = None,
+    ) -> None:
+        self.read, self.store, self.limits, self.generation = read, store, limits, generation
         self._gate = asyncio.Semaphore(limits.concurrency)
         self._pool = ThreadPoolExecutor(max_workers=limits.concurrency, thread_name_prefix="profile-fill")
         self._pending: dict[Identifier, asyncio.Task[Filled | None]] = {}
@@ -91,7 +99,10 @@ class Fills:
         async with self._gate:
             if identifier not in self._waiting:  # every request gave up while it queued: skip the read
                 return None
-            filled = await asyncio.get_running_loop().run_in_executor(self._pool, self.read, identifier)
+            generation = await self.generation() if self.generation is not None else 0
+            filled = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self.read, identifier, generation
+            )
         if filled is not None and self.store is not None:
             await self.store(identifier, filled)
         return filled

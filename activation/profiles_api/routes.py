@@ -10,6 +10,7 @@ the ClickHouse client, the job enqueuer (unused here, same signature as the admi
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from activation.identity.http import ChProvider, Enqueue, Require, error, page_p
 from activation.identity.identifiers import Identifier, identifier_problem, parse_identifier
 from activation.identity.lookup import lookup
 from activation.identity.store import read_rules
-from activation.profiles_api import history, reads
+from activation.profiles_api import documents, history
 from activation.profiles_api.fills import DEFAULT_LIMITS, Busy, Filled, FillLimits, Fills
 
 READ_SCOPE = "profiles:read"
@@ -34,11 +35,26 @@ class _Handlers:
         self, ch_provider: ChProvider, require: Require, cache: ProfileCache | None, limits: FillLimits
     ) -> None:
         self.ch_provider, self.require, self.cache = ch_provider, require, cache
-        self.fills = Fills(self._read_document, self._store if cache else None, limits)
+        self.names = documents.AudienceNames()
+        generation = cache.generation if cache else None
+        self.fills = Fills(self._read_document, self._store if cache else None, limits, generation)
 
-    def _read_document(self, identifier: Identifier) -> Filled | None:
-        document = reads.document(self.ch_provider(), identifier)
-        return Filled(document["profile_id"], orjson.dumps(document)) if document else None
+    def _read_document(self, identifier: Identifier, generation: int) -> Filled | None:
+        """The stored document (one primary-key read) when it may be served; else the document built
+        now, which is then stored for the next miss (after a full restitch's new generation, each
+        profile asked for is stored again this way until its next change rewrites it)."""
+        ch = self.ch_provider()
+        document = documents.stored(ch, identifier, generation) if self.cache else None
+        if document is None:
+            version = time.time_ns()  # before the reads, as documents.refresh
+            profile_id = lookup(ch, identifier)
+            document = documents.build(ch, [profile_id]).get(profile_id) if profile_id else None
+            if document is None:
+                return None
+            if self.cache:
+                documents.write(ch, {profile_id: document}, version, generation)
+        names = self.names.get(ch, [a["id"] for a in document["audiences"]])
+        return Filled(document["profile_id"], orjson.dumps(documents.served(document, names)))
 
     async def _store(self, identifier: Identifier, filled: Filled) -> None:
         assert self.cache is not None

@@ -45,4 +45,4 @@ def test_audiences_do_not_import_the_profile_api() -> None:
 
 def test_the_checker_sees_an_upward_import() -> None:
     """The test above would fail: the Profile API imports audiences, and the checker finds it."""
-    assert "profiles_api/reads.py" in offenders("profiles_api", ("activation.audiences",))
+    assert "profiles_api/documents.py" in offenders("profiles_api", ("activation.audiences",))
