@@ -4,8 +4,9 @@ trigger from the test — and its exit after a trait change; the API shows mode 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -37,7 +38,19 @@ async def test_streaming_audience_delivers_entry_and_exit_within_seconds(
     assert audience["mode"] == "streaming" and audience["batch_reason"] is None
     await eventually(lambda: _runs(server, audience["id"]), 30)  # the first full run (empty) is done
 
+    token = server.admin("POST", "/tokens", json={"name": "reader", "scopes": ["profiles:read"]}).json()[
+        "token"
+    ]
     shop.shop(1, "pro", 1)  # one order: not yet a member
+    profile = f"/v1/profiles/user_id:{shop.user(1)}"
+
+    async def in_profile() -> list[str] | None:  # the Profile API's audiences of the person, None: no profile
+        answer = await asyncio.to_thread(
+            server.http.get, profile, headers={"Authorization": f"Bearer {token}"}
+        )
+        return [a["key"] for a in answer.json()["audiences"]] if answer.status_code == 200 else None
+
+    assert await eventually(lambda: _is(in_profile, []), 30, 0.2)  # stitched, not a member; now cached
     shop.send([{"type": "track", "event": "Order Completed", "userId": shop.user(1)}])  # the qualifying one
     sent = time.monotonic()
 
@@ -47,6 +60,8 @@ async def test_streaming_audience_delivers_entry_and_exit_within_seconds(
     assert await eventually(entered, 30, 0.2), server.log()[-3000:]
     entry_s = time.monotonic() - sent
     assert entry_s < 15, entry_s
+    # the entry rewrote the stored document and dropped the cached one (its TTL is 60 s)
+    assert await eventually(lambda: _is(in_profile, [key]), 10, 0.2)
     shop.send([{"type": "identify", "userId": shop.user(1), "traits": {"plan": "free"}}])
     sent = time.monotonic()
 
@@ -55,6 +70,7 @@ async def test_streaming_audience_delivers_entry_and_exit_within_seconds(
 
     assert await eventually(exited, 30, 0.2), server.log()[-3000:]
     assert time.monotonic() - sent < 15
+    assert await eventually(lambda: _is(in_profile, []), 10, 0.2)
     doc = (await admin(server, "GET", f"/audiences/{audience['id']}")).json()
     assert doc["mode"] == "streaming" and doc["freshness"]["measured_in"] == "streaming"
     assert 0 <= doc["freshness"]["lag_s"] < 15
@@ -64,3 +80,7 @@ async def test_streaming_audience_delivers_entry_and_exit_within_seconds(
 
 async def _runs(server: ServerProcess, audience_id: str) -> bool:
     return bool((await admin(server, "GET", f"/audiences/{audience_id}/runs")).json()["data"])
+
+
+async def _is(read: Callable[[], Awaitable[object]], expected: object) -> bool:
+    return await read() == expected
