@@ -26,8 +26,8 @@ from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier
 from activation.identity.stitching import stitch_incremental
 from activation.profiles_api import reads
-from activation.profiles_api.documents import DocumentWriter
 from activation.profiles_api import routes as api
+from activation.profiles_api.documents import DocumentWriter
 from activation.profiles_api.fills import DEFAULT_LIMITS, FillLimits
 from tests.activation.identity.conftest import World, world  # noqa: F401
 
