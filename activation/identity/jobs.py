@@ -89,12 +89,9 @@ async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
     return await _run(ctx, "full")
 
 
-async def _kept(services: Any, report: StitchReport, previous: asyncio.Task[None] | None) -> None:
+async def _kept(services: Any, report: StitchReport) -> None:
     """What is kept from the changed profiles (Services.profiles_changed: the Profile API's stored
-    documents), then the cache entries dropped. After the previous tick's, so they land in order (its
-    failure fails the chain, which the cron restarts)."""
-    if previous is not None:
-        await previous
+    documents), then the cache entries dropped."""
     if not report.changed_everything:
         await services.profiles_changed(report.changed_profiles, report.changed_identifiers)
     await _invalidate(ProfileCache(services.redis), report)
@@ -126,11 +123,12 @@ async def _run(
         await _announce(redis, report)
         if changed is not None and report.changed_profiles:
             await changed(report)  # streaming audiences start on it while the documents are written
-    after = _kept(services, report, later[0] if later else None)
     if later is None:
-        await after
-    else:  # the chain: the next tick starts while this one's documents are written
-        later[:] = [asyncio.create_task(after)]
+        await _kept(services, report)
+    else:  # the chain: the next tick runs while this one's documents are written, one write behind at most
+        if later:
+            await later[0]  # in order; its failure fails the chain, which the cron restarts
+        later[:] = [asyncio.create_task(_kept(services, report))]
     await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)
     return report.to_dict()
 

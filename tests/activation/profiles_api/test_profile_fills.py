@@ -32,7 +32,8 @@ from activation.profiles_api.fills import DEFAULT_LIMITS, FillLimits
 from tests.activation.identity.conftest import World, world  # noqa: F401
 
 HEADERS = {"authorization": "Bearer reader"}
-PER_READ = 4  # queries of a first miss: the stored document (none), the lookup, the document built now,
+PER_READ = 5  # queries of a first miss: the stored document (none), the lookup, the document built now (its
+# branches, then its consent by the identifiers found),
 # and the audiences' names (then kept for 5 s); the built document is stored (an insert, not counted)
 
 
