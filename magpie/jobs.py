@@ -19,7 +19,7 @@ from activation.privacy.consent_states import backfill_consent_states
 from activation.privacy.deletion import privacy_delete
 from activation.privacy.export import privacy_export
 from activation.privacy.retention import expire_rejected_events, resume_privacy_requests
-from activation.profiles_api.documents import rebuild_profile_documents
+from activation.profiles_api.documents import ensure_profile_documents, rebuild_profile_documents
 from activation.sync.engine import sync_destination
 from activation.sync.schedule import schedule_syncs
 from magpie.worker import CronSpec, JobFunction, JobSet
@@ -48,6 +48,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         schedule_crm_pulls,
         backfill_consent_states,
         rebuild_profile_documents,
+        ensure_profile_documents,
     ]
     crons: list[CronSpec] = [
         CronSpec(worker_heartbeat, every_s=5, run_at_startup=True),  # web readiness reads it
@@ -70,5 +71,7 @@ def job_set(ctx: dict[str, Any]) -> JobSet:
         CronSpec(forward_events, every_s=5, run_at_startup=True),
         # consent events stored before migration 0013 folded into its states once (then a single read)
         CronSpec(backfill_consent_states, every_s=3600, run_at_startup=True),
+        # the Profile API's stored documents, after an upgrade to 0018 or a Redis that lost its generation
+        CronSpec(ensure_profile_documents, every_s=3600, run_at_startup=True),
     ]
     return JobSet(functions=functions, crons=crons, ctx=ctx)

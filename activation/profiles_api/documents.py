@@ -12,10 +12,10 @@ Stored: one row per identifier of the profile, each with the whole document, so 
 no lookup first. The stored form names each audience by id only; names and keys are added when it
 is served (AudienceNames), so renaming or deleting an audience never leaves documents stale.
 
-Served only when (profiles_api.routes falls back to building the document now otherwise, and stores
-what it built): the row's generation is the cache's (a full restitch moves to a new one), and the
-document still lists the identifier asked for (an identifier moved to another profile is rewritten
-with it; one that left its profile is not listed by that profile's new document).
+Served only when (profiles_api.routes falls back to building the document now otherwise): the
+row's generation is the cache's (a full restitch moves to a new one), and the document still lists
+the identifier asked for (an identifier moved to another profile is rewritten with it; one that
+left its profile is not listed by that profile's new document).
 
 Writers: `DocumentWriter` is the `Services.profiles_changed` hook the composition root wires; the
 stitch job calls it with the profiles and identifiers a tick changed, the audience jobs with the
@@ -88,6 +88,7 @@ _LIVE_PAGE = (
     " HAVING argMax(deleted, version) = 0 ORDER BY profile_id LIMIT {n:UInt32}"
 )
 REBUILD_JOB = "rebuild_profile_documents"
+_ANY_BUILT = "SELECT 1 FROM profile_documents WHERE generation = {g:UInt64} AND document != '' LIMIT 1"
 LOCK_KEY = "magpie:profiles:documents:lock"  # document writes, and erasures (privacy.deletion)
 LOCK_WAIT_S = 120
 _NAMES = "SELECT id, key, name FROM audiences FINAL WHERE deleted = 0"
@@ -244,8 +245,27 @@ async def rebuild_profile_documents(ctx: dict[str, Any]) -> dict[str, Any]:
         page = await asyncio.to_thread(_live_page, services.ch, after)
         if not page:
             return {"generation": generation, "profiles": profiles, "rows": rows}
-        rows += await asyncio.to_thread(refresh, services.ch, page, generation)
+        async with held(services.redis, LOCK_KEY, wait_s=LOCK_WAIT_S) as acquired:  # as DocumentWriter
+            if not acquired:
+                raise LockNotAcquired(f"profile documents stayed locked for {LOCK_WAIT_S} s")
+            rows += await asyncio.to_thread(refresh, services.ch, page, generation)
         profiles, after = profiles + len(page), page[-1]
+
+
+async def ensure_profile_documents(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The job (at worker start, then hourly): when there are live profiles but no document of the
+    cache's generation — an upgrade to 0018, a Redis that lost its generation — queue the rebuild."""
+    services = services_of(ctx)
+    generation = await ProfileCache(services.redis).generation()
+    missing = await asyncio.to_thread(_none_built, services.ch, generation)
+    if missing:
+        await services.enqueue(REBUILD_JOB, job_id=f"{REBUILD_JOB}:{generation}")
+    return {"generation": generation, "rebuild": missing}
+
+
+def _none_built(ch: Client, generation: int) -> bool:
+    built = ch.query(_ANY_BUILT, parameters={"g": generation}).result_rows
+    return not built and bool(ch.query("SELECT 1 FROM profiles LIMIT 1").result_rows)
 
 
 def _live_page(ch: Client, after: str) -> list[str]:

@@ -10,7 +10,6 @@ the ClickHouse client, the job enqueuer (unused here, same signature as the admi
 from __future__ import annotations
 
 import asyncio
-import time
 
 import orjson
 from starlette.requests import Request
@@ -41,18 +40,17 @@ class _Handlers:
 
     def _read_document(self, identifier: Identifier, generation: int) -> Filled | None:
         """The stored document (one primary-key read) when it may be served; else the document built
-        now, which is then stored for the next miss (after a full restitch's new generation, each
-        profile asked for is stored again this way until its next change rewrites it)."""
+        now. A read never stores what it built: a privacy erasure could land between its reads and
+        its write (the jobs' writes hold the documents' lock for that; documents.DocumentWriter), and
+        the documents a new generation lacks are rebuilt by the worker (documents.rebuild_profile_documents,
+        ensure_profile_documents)."""
         ch = self.ch_provider()
         document = documents.stored(ch, identifier, generation) if self.cache else None
         if document is None:
-            version = time.time_ns()  # before the reads, as documents.refresh
             profile_id = lookup(ch, identifier)
             document = documents.build(ch, [profile_id]).get(profile_id) if profile_id else None
             if document is None:
                 return None
-            if self.cache:
-                documents.write(ch, {profile_id: document}, version, generation)
         names = self.names.get(ch, [a["id"] for a in document["audiences"]])
         return Filled(document["profile_id"], orjson.dumps(documents.served(document, names)))
 

@@ -14,7 +14,12 @@ from activation.identity.cache import ProfileCache
 from activation.identity.identifiers import Identifier
 from activation.identity.stitching import stitch_incremental
 from activation.profiles_api import documents
-from activation.profiles_api.documents import REBUILD_JOB, DocumentWriter, rebuild_profile_documents
+from activation.profiles_api.documents import (
+    REBUILD_JOB,
+    DocumentWriter,
+    ensure_profile_documents,
+    rebuild_profile_documents,
+)
 from tests.activation.identity.conftest import World, world  # noqa: F401
 from tests.services import job_ctx
 
@@ -73,3 +78,19 @@ async def test_a_failed_write_stops_every_stored_document_being_served_and_queue
     assert await cache.generation() == 1  # what was stored may be stale now: none of it is served
     assert documents.stored(ch, users[0], 1) is None
     assert queue.jobs == [(REBUILD_JOB, f"{REBUILD_JOB}:1")]
+
+
+async def test_at_start_the_worker_queues_a_rebuild_only_when_no_document_of_the_generation_exists(
+    ch: Client, world: World, redis: Any
+) -> None:
+    profiles, _ = people(world, 1)
+    cache, queue = ProfileCache(redis), Queue()
+    for _ in range(3):  # a generation no document was built in (an upgrade to 0018, a Redis flushed)
+        await cache.invalidate_all()
+    generation = await cache.generation()
+    ctx = job_ctx(ch, redis, enqueue=queue)
+    assert (await ensure_profile_documents(ctx))["rebuild"] is True
+    assert queue.jobs == [(REBUILD_JOB, f"{REBUILD_JOB}:{generation}")]
+    await DocumentWriter(ch, cache)(profiles, ())
+    assert (await ensure_profile_documents(ctx))["rebuild"] is False
+    assert len(queue.jobs) == 1
