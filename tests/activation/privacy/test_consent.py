@@ -4,6 +4,7 @@ Profile API shows under "consent"), and the checks on consent settings."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,6 +74,10 @@ def test_the_profile_keeps_its_latest_preferences(ch: Client, world: World) -> N
     latest = latest_consent(ch, pid)
     assert latest is not None and latest["categoryPreferences"] == {"marketing": False, "analytics": True}
     world.traits({pid: {"consent": {"marketing": True}}})  # a newer signal from a trait
+    now = datetime.now(UTC)  # the profile complete, as the Profile API serves only complete profiles
+    ch.insert("profiles", [[pid, now, now, 3, 1, 0.0, 0, 1, 0]],
+              column_names=["profile_id", "first_seen", "last_seen", "event_count", "session_count",
+                            "lifetime_revenue", "is_bot", "version", "deleted"])  # fmt: skip
     assert profile_document(ch, pid)["consent"]["categoryPreferences"] == {"marketing": True}
 
 
