@@ -32,9 +32,12 @@ class Filled:
 
 @dataclass(frozen=True)
 class FillLimits:
-    # reads in ClickHouse at once (per web process): each uses a core there (reads.py: max_threads 1),
-    # and hits need CPU too (on 2 cores, 4 at once took hits' p50 from 3 to 35 ms during misses)
-    concurrency: int = 1
+    # reads in ClickHouse at once (per web process), each on one thread there (documents.py: max_threads
+    # 1). A miss is now one primary-key read (~10 ms); with 1 at a time, a read held up by the store's
+    # background work delayed every miss queued behind it. Profile bench, 500 req/s with 10 % misses,
+    # one session on this 2-core machine: p99 of all requests 27.8-73.4 ms at 1 (5 runs) and
+    # 17.8-45.8 ms at 4 (4 runs), hits' p99 ≤ 13 ms either way.
+    concurrency: int = 4
     # fills started or waiting; a new miss beyond them is refused at once: the queue stays short
     # (16 reads of ~20 ms on an idle store wait well under a second; a saturated store sheds instead)
     max_pending: int = 16
