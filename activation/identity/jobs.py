@@ -14,11 +14,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from activation.identity.cache import ProfileCache
+from activation.identity.identifiers import Identifier
 from activation.identity.stitching import StitchReport, stitch_full, stitch_incremental
 from activation.locks import held
 from activation.services import of as services_of
@@ -37,6 +38,8 @@ TICK_GAP_S = 0.1  # ...and at least this long after the previous one ended
 STREAM_JOB = "stream_audiences"  # evaluates the profiles a tick touched (activation.audiences.stream_jobs)
 FULL_WAIT_S = 900  # a full restitch waits this long for a running stitch (the lock itself: activation.locks)
 DEBOUNCE_S = 1.0
+WRITE_REST_RATIO = 4.0  # under load a stitch chain's document writes rest 4 times as long as they took...
+WRITE_REST_MAX_S = 10.0  # ...at most this long (the Profile API's documents lag the ticks by up to it)
 log = logging.getLogger(__name__)
 
 
@@ -54,21 +57,20 @@ async def identity_stitch(ctx: dict[str, Any]) -> dict[str, Any]:
     average). Each tick that touched profiles queues the streaming-audience job at once. One chain
     runs at a time (CHAIN_KEY, renewed); the cron every 2 s restarts it if its worker died."""
     services = services_of(ctx)
-    async with held(services.redis, CHAIN_KEY) as chained:
-        if not chained:
-            return {"mode": "incremental", "skipped": "a stitch chain is running"}
-        later: list[asyncio.Task[None]] = []  # the last tick's document writes, still running
-        try:
-            report, ticks, deadline = await _tick(ctx, later), 1, time.monotonic() + CHAIN_S
+    writes = Writes(services)  # the ticks' document writes, behind the ticks
+    try:
+        async with held(services.redis, CHAIN_KEY) as chained:
+            if not chained:
+                return {"mode": "incremental", "skipped": "a stitch chain is running"}
+            report, ticks, deadline = await _tick(ctx, writes), 1, time.monotonic() + CHAIN_S
             while time.monotonic() < deadline:
                 started = time.monotonic()
-                report, ticks = await _tick(ctx, later), ticks + 1
+                report, ticks = await _tick(ctx, writes), ticks + 1
                 await services.sleep(max(TICK_GAP_S, started + TICK_EVERY_S - time.monotonic()))
-        finally:
-            if later:
-                await later[0]
-    if CHAIN_S > 0:
-        await services.enqueue(STITCH_JOB, job_id=f"{STITCH_JOB_ID}:{time.time_ns()}")
+        if CHAIN_S > 0:  # the successor ticks while this chain's last write finishes
+            await services.enqueue(STITCH_JOB, job_id=f"{STITCH_JOB_ID}:{time.time_ns()}")
+    finally:
+        await writes.drain()
     return {**report, "ticks": ticks}
 
 
@@ -77,11 +79,11 @@ async def stitch_tick(ctx: dict[str, Any]) -> dict[str, Any]:
     return await _run(ctx, "incremental")
 
 
-async def _tick(ctx: dict[str, Any], later: list[asyncio.Task[None]]) -> dict[str, Any]:
+async def _tick(ctx: dict[str, Any], writes: Writes) -> dict[str, Any]:
     async def stream(report: StitchReport) -> None:
         await services_of(ctx).enqueue(STREAM_JOB, job_id=f"stream:{time.time_ns()}")
 
-    return await _run(ctx, "incremental", stream, later)
+    return await _run(ctx, "incremental", stream, writes)
 
 
 async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -89,21 +91,77 @@ async def identity_restitch(ctx: dict[str, Any]) -> dict[str, Any]:
     return await _run(ctx, "full")
 
 
-async def _kept(services: Any, report: StitchReport) -> None:
+class Changes(NamedTuple):
+    profiles: frozenset[str]
+    identifiers: frozenset[Identifier]
+    everything: bool
+
+    @staticmethod
+    def of(report: StitchReport) -> Changes:
+        return Changes(report.changed_profiles, report.changed_identifiers, report.changed_everything)
+
+
+async def _kept(services: Any, changes: Changes) -> None:
     """What is kept from the changed profiles (Services.profiles_changed: the Profile API's stored
     documents), then the cache entries dropped."""
-    if not report.changed_everything:
-        await services.profiles_changed(report.changed_profiles, report.changed_identifiers)
-    await _invalidate(ProfileCache(services.redis), report)
-    if report.changed_everything:  # after the new generation: rebuilt in it
+    if not changes.everything:
+        await services.profiles_changed(changes.profiles, changes.identifiers)
+    await _invalidate(ProfileCache(services.redis), changes)
+    if changes.everything:  # after the new generation: rebuilt in it
         await services.profiles_changed((), (), everything=True)
+
+
+class Writes:
+    """A stitch chain's document writes (`_kept`): one at a time, never waited for by a tick. The
+    changes of ticks that end while a write runs are merged into the next one, so under load the
+    writes fall behind by at most one write and cost less (a profile touched by three ticks is
+    written once), instead of slowing the ticks. After a write, the next waits WRITE_REST_RATIO times
+    as long (at most WRITE_REST_MAX_S) while changes merge: writes take at most a fifth of the time.
+    Streaming bench (1,000 events/s, 3,000 visitors, 2 cores), one session: without document
+    writes p95 3.78 s, ticks 1.0 s; writing after every tick p95 6.1-13 s, ticks 1.6-4.4 s; this
+    way p95 5.8-7.3 s, ticks 1.2-1.6 s: the writes still take the store's CPU from the ticks.
+    A failed write fails the chain at its next tick (the cron restarts it; the writer has already
+    stopped serving stored documents: documents.DocumentWriter)."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        self._task: asyncio.Task[None] | None = None
+        self._profiles: set[str] = set()
+        self._identifiers: set[Identifier] = set()
+        self._everything = False
+        self._draining = False
+
+    def add(self, changes: Changes) -> None:
+        self._profiles |= changes.profiles
+        self._identifiers |= changes.identifiers
+        self._everything |= changes.everything
+        if self._task is not None and self._task.done():
+            self._task.result()  # raises a failed write's error
+            self._task = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._profiles or self._identifiers or self._everything:
+            changes = Changes(frozenset(self._profiles), frozenset(self._identifiers), self._everything)
+            self._profiles, self._identifiers, self._everything = set(), set(), False
+            started = time.monotonic()
+            await _kept(self.services, changes)
+            rest = min(WRITE_REST_MAX_S, (time.monotonic() - started) * WRITE_REST_RATIO)
+            if not self._draining and (self._profiles or self._identifiers):
+                await self.services.sleep(rest)  # the ticks get the store meanwhile; changes merge
+
+    async def drain(self) -> None:
+        self._draining = True
+        if self._task is not None:
+            await self._task
 
 
 async def _run(
     ctx: dict[str, Any],
     mode: str,
     changed: Callable[[StitchReport], Awaitable[None]] | None = None,
-    later: list[asyncio.Task[None]] | None = None,
+    writes: Writes | None = None,
 ) -> dict[str, Any]:
     services = services_of(ctx)
     redis = services.redis
@@ -123,12 +181,10 @@ async def _run(
         await _announce(redis, report)
         if changed is not None and report.changed_profiles:
             await changed(report)  # streaming audiences start on it while the documents are written
-    if later is None:
-        await _kept(services, report)
-    else:  # the chain: the next tick runs while this one's documents are written, one write behind at most
-        if later:
-            await later[0]  # in order; its failure fails the chain, which the cron restarts
-        later[:] = [asyncio.create_task(_kept(services, report))]
+    if writes is None:
+        await _kept(services, Changes.of(report))
+    else:  # the chain: the next tick runs while this one's documents are written
+        writes.add(Changes.of(report))
     await _record(redis, {"last_ok_at": str(time.time()), "last_report": str(report.to_dict())}, failed=False)
     return report.to_dict()
 
@@ -144,11 +200,11 @@ async def _announce(redis: Any, report: StitchReport) -> None:
     await redis.rpush(CHANGES_KEY, orjson.dumps(entry))
 
 
-async def _invalidate(cache: ProfileCache, report: StitchReport) -> None:
-    if report.changed_everything:
+async def _invalidate(cache: ProfileCache, changes: Changes) -> None:
+    if changes.everything:
         await cache.invalidate_all()
     else:
-        await cache.invalidate(report.changed_profiles, report.changed_identifiers)
+        await cache.invalidate(changes.profiles, changes.identifiers)
 
 
 def _stitch(ch: Any, mode: str, now: datetime) -> StitchReport:
