@@ -147,7 +147,9 @@ async def test_a_connection_created_while_the_reader_runs_gets_the_events_stored
                 ids.extend(fwd.events([{"user": f"late-{fwd.ns}"} for _ in range(3)]))
             await asyncio.sleep(0.01)
 
-        settings = replace(FAST, reader_run_s=0.3, routes_ttl_s=60.0)
+        # long enough for a second pass on a loaded machine (at 0.3 s a slow first pass ended the run
+        # before its first sleep: a fresh-clone CI run saw no connection made at all)
+        settings = replace(FAST, reader_run_s=3.0, routes_ttl_s=60.0)
         result = await run_reader(replace(fwd.services, sleep=sleep), settings)
         assert result["status"] == "ok" and len(ids) == 3
         assert await queue.length(fwd.redis, dest) == 3
