@@ -6,6 +6,7 @@ server or cluster are reached the same way, so every process runs one code path 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -13,6 +14,28 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 DEFAULT_DATABASE = "magpie"
+# clickhouse-connect's escaping of a bound string: a backslash before each of these (binding.must_escape)
+_ESCAPES = str.maketrans({c: "\\" + c for c in ("\\", "'", "`", "\t", "\n")})
+
+
+class Strings:
+    """Strings bound as one `{name:Array(String)}` parameter, formatted as clickhouse-connect formats a
+    list of str (same text: tests/clickhouse/test_client.py) but with one C-level translate per string
+    instead of its per-character generator. Binding the 1,500 identifiers of a 500-profile document
+    build cost ~10 ms of the worker's CPU (and GIL) that way. clickhouse-connect sends a value of a
+    type it does not know as str(value), verbatim."""
+
+    __slots__ = ("count", "text")
+
+    def __init__(self, values: Iterable[str]) -> None:
+        quoted = ["'" + v.translate(_ESCAPES) + "'" for v in values]
+        self.text, self.count = "[" + ", ".join(quoted) + "]", len(quoted)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from activation.identity.computed import ComputedTrait, aggregate_sql
 from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, owned, scope_of
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.client import Strings
 from clickhouse.erase import erase
 
 # One pass over the states. Sessions: a span starts a new one where it begins more than 30 minutes
@@ -161,7 +162,7 @@ def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, versi
         f"INSERT INTO {table} ({cols}, version, deleted) SELECT {cols}, {{v:UInt64}}, 1 FROM {table} FINAL "
         f"WHERE deleted = 0 AND version < {{v:UInt64}}{where}"
     )
-    _run(ch, sql, parameters={"v": version, "p": scope or []})
+    _run(ch, sql, parameters={"v": version, "p": Strings(scope or [])})
 
 
 def _run(ch: Client, sql: str, parameters: dict[str, object]) -> None:

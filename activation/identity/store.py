@@ -20,6 +20,7 @@ from activation.identity.identifiers import Identifier
 from activation.identity.rules import Rules, rules_from_dict
 from activation.privacy.person import PAIRS, PROFILES
 from activation.privacy.person import Person as PrivacyPerson
+from clickhouse.client import Strings
 from clickhouse.erase import erase
 
 RULES_KEY = "rules"
@@ -175,7 +176,7 @@ def _replace(
     where = "" if scope is None else " AND profile_id IN {p:Array(String)}"
     data = ", ".join(cols[:-2])
     sql = f"SELECT {data} FROM {table} FINAL WHERE deleted = 0{where} ORDER BY profile_id, {key}"
-    rows_now = ch.query(sql, parameters={"p": scope}).result_rows if scope != [] else []
+    rows_now = ch.query(sql, parameters={"p": Strings(scope or [])}).result_rows if scope != [] else []
     current = {(r[0], r[1]): list(r) for r in rows_now}
     rows = [[*row, version, 0] for k, row in sorted(fresh.items()) if _differs(current.get(k), row)]
     rows += [[*row, version, 1] for k, row in sorted(current.items()) if k not in fresh]
@@ -254,7 +255,7 @@ def write_definition(ch: Client, definition: ComputedTrait | str, now: datetime)
 
 def read_members(ch: Client, profile_ids: Iterable[str]) -> dict[Identifier, str]:
     """The live identifiers of the given profiles (skip index on profile_id, then the key)."""
-    rows = ch.query(MEMBERS_SQL, parameters={"p": sorted(profile_ids)}).result_rows
+    rows = ch.query(MEMBERS_SQL, parameters={"p": Strings(sorted(profile_ids))}).result_rows
     return {Identifier(t, v): p for t, v, p in rows}
 
 

@@ -44,6 +44,7 @@ from activation.privacy.person import PROFILES, VALUES
 from activation.privacy.person import Person as PrivacyPerson
 from activation.services import Enqueue
 from activation.services import of as services_of
+from clickhouse.client import Strings
 from clickhouse.erase import erase
 
 TABLE = "profile_documents"
@@ -79,6 +80,16 @@ _BOUND_MEMBERS = (
     " arrayJoin(arrayZip({mt:Array(String)}, {mv:Array(String)}, {mp:Array(String)})) AS z)"
 )
 _CONSENT = f"SELECT 'k', pid, prefs, '', '', '', at FROM ({newest_by_profile_sql(_BOUND_MEMBERS)})"
+# Which of the members have any consent state (the states are kept by user_id and anonymous_id only):
+# the consent query above runs only for the profiles that do. Streaming bench store: most profiles
+# have none, and binding every member three times made consent ~70 % of a build (85 of 120 ms for
+# 500 profiles, consent_states empty).
+_STATE_TYPES = ("user_id", "anonymous_id")
+_CHECK_ABOVE = 64  # identifiers: fewer go straight to the consent query
+_WITH_STATES = (
+    "SELECT DISTINCT identifier_value FROM consent_states"
+    " WHERE identifier_type IN ('user_id', 'anonymous_id') AND identifier_value IN {v:Array(String)}"
+)
 _STORED = (
     "SELECT argMax(document, version), argMax(generation, version) FROM profile_documents"
     " WHERE identifier_type = {t:String} AND identifier_value = {v:String}"
@@ -102,16 +113,33 @@ def build(ch: Client, profile_ids: Iterable[str]) -> dict[str, Document]:
     row — deleted, merged away, not yet written — has none)."""
     out: dict[str, Document] = {}
     for chunk in _chunks(sorted(set(profile_ids))):
-        rows = list(ch.query(_BUILD, parameters={"p": chunk}, settings=_SETTINGS).result_rows)
+        rows = list(ch.query(_BUILD, parameters={"p": Strings(chunk)}, settings=_SETTINGS).result_rows)
         members = [(str(r[2]), str(r[3]), str(r[1])) for r in rows if r[0] == "m"]
-        if members:
-            bound = dict(zip(("mt", "mv", "mp"), map(list, zip(*members, strict=True)), strict=True))
-            rows += ch.query(_CONSENT, parameters=bound, settings=_SETTINGS).result_rows
+        rows += _consent_rows(ch, members)
         by_profile: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         for kind, pid, *rest in rows:
             by_profile.setdefault(str(pid), {}).setdefault(kind, []).append(tuple(rest))
         out.update({pid: _assemble(pid, r) for pid, r in by_profile.items() if r.get("p")})
     return out
+
+
+def _consent_rows(ch: Client, members: list[tuple[str, str, str]]) -> list[tuple[Any, ...]]:
+    """The 'k' rows of the profiles among `members` (type, value, profile id) with a consent state."""
+    candidates = {v for t, v, _ in members if t in _STATE_TYPES}
+    if not candidates:
+        return []
+    with_states = candidates
+    if len(candidates) > _CHECK_ABOVE:  # a few members cost less than the extra query
+        bound = {"v": Strings(sorted(candidates))}
+        found = ch.query(_WITH_STATES, parameters=bound, settings=_SETTINGS).result_rows
+        with_states = {str(r[0]) for r in found}
+    pids = {p for t, v, p in members if t in _STATE_TYPES and v in with_states}
+    if not pids:
+        return []
+    wanted = [m for m in members if m[2] in pids]
+    columns = zip(*wanted, strict=True)
+    bound = {name: Strings(column) for name, column in zip(("mt", "mv", "mp"), columns, strict=True)}
+    return [tuple(r) for r in ch.query(_CONSENT, parameters=bound, settings=_SETTINGS).result_rows]
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
