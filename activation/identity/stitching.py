@@ -72,6 +72,10 @@ def stitch_incremental(
     _prepare(ch, now)
     mark = _read_watermark(ch)
     since = mark.since(ch, timedelta(seconds=overlap_s))
+    links_until = link_store.links_high_mark(ch, mark.links)
+    if _nothing_new(ch, mark, since, now, links_until):
+        # the watermark stays: an insert still in flight behind `now` is read by the next tick
+        return StitchReport("incremental", 0, 0, 0, 0, 0, 0, (time.perf_counter() - started) * 1000)
     tail = _tail(ch, now - timedelta(seconds=overlap_s), now)  # before any read of (since, now]
     rules = store.read_rules(ch)
     link_store.extract_links(ch, since, now, rules)
@@ -142,6 +146,16 @@ def restitch_identifiers(
     return replace(
         report, changed_profiles=frozenset(scope), changed_identifiers=_changed_ids(old, stitched.mapping)
     )
+
+
+def _nothing_new(ch: Client, mark: _Watermark, since: datetime, now: datetime, links_until: datetime) -> bool:
+    """No event in (since, now], no stored set after the mark's, and the same UTC day (a new day
+    slides the windowed computed traits): a tick would read and write nothing. An idle tick was
+    12 reads and 2 writes (~140 ms of the store's CPU, most of it planning the identifier
+    extraction's expression over an empty window); this check adds two cheap reads to a busy one."""
+    if mark.events == EPOCH or mark.events.date() != now.date() or links_until > mark.links:
+        return False
+    return _tail(ch, since, now)[0] == 0
 
 
 def _newest(ch: Client, window: dict[str, datetime]) -> float | None:

@@ -121,3 +121,48 @@ def orjson_loads(raw: str | None) -> dict[str, Any]:
     assert raw
     doc: dict[str, Any] = orjson.loads(raw)
     return doc
+
+
+class CallCounter:
+    """The real client, counting its reads and its writes (commands, inserts)."""
+
+    def __init__(self, ch: Client) -> None:
+        self.ch = ch
+        self.reads = 0
+        self.writes = 0
+
+    def query(self, sql: str, **kw: Any) -> Any:
+        self.reads += 1
+        return self.ch.query(sql, **kw)
+
+    def command(self, sql: str, **kw: Any) -> Any:
+        self.writes += 1
+        return self.ch.command(sql, **kw)
+
+    def insert(self, *args: Any, **kw: Any) -> Any:
+        self.writes += 1
+        return self.ch.insert(*args, **kw)
+
+
+def test_an_idle_tick_reads_a_few_rows_and_writes_nothing(world: World) -> None:
+    world.insert(world.event("track", 1, anon="a1"))
+    stitch_incremental(world.ch, datetime.now(UTC))
+    mark = store.read_setting(world.ch, stitching.WATERMARK_KEY)
+    counting = CallCounter(world.ch)
+    idle = stitch_incremental(counting, datetime.now(UTC))  # type: ignore[arg-type]
+    assert idle.changed_profiles == frozenset() and idle.profiles_recomputed == 0
+    # the one-time upgrade checks, the watermark, its tail, the newest stored set, the window: 7
+    # (the whole tick: 12 reads and 2 writes, the identifier extraction among them)
+    assert counting.writes == 0 and counting.reads <= 7, (counting.reads, counting.writes)
+    assert store.read_setting(world.ch, stitching.WATERMARK_KEY) == mark  # an in-flight insert stays due
+    world.insert(world.event("track", 2, anon="a2"))
+    after = stitch_incremental(world.ch, datetime.now(UTC))
+    assert world.profile_of("anonymous_id", world.id("a2")) in after.changed_profiles
+
+
+def test_a_new_day_is_not_idle_the_windows_slide(world: World) -> None:
+    world.insert(world.event("track", 1, anon="a1"))
+    stitch_incremental(world.ch, datetime.now(UTC))
+    counting = CallCounter(world.ch)
+    stitch_incremental(counting, datetime.now(UTC) + timedelta(days=1))  # type: ignore[arg-type]
+    assert counting.writes > 0  # the whole tick ran: at least its watermark was written
