@@ -38,6 +38,9 @@ from activation.audiences.tree import (
     Trait,
 )
 from activation.identity.resolve import resolved
+from activation.identity.states import owned
+
+EVENTS = "events"
 
 _TIME = "DateTime64(3, 'UTC')"
 _SCOPE_IDS = "{column} IN (SELECT identifier_value FROM identity_map FINAL WHERE identifier_type = '{column}'"
@@ -50,13 +53,20 @@ _KIND_FILTER["screen"] = "type = 'screen' AND name = {name}"
 
 
 def compile_audience(
-    node: Node, now: datetime, profile_id: str | None = None, profile_ids: list[str] | None = None
+    node: Node,
+    now: datetime,
+    profile_id: str | None = None,
+    profile_ids: list[str] | None = None,
+    scope: dict[str, object] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(sql, params) selecting `profile_id` of every member; with `profile_id`, only that profile;
-    with `profile_ids`, only those (streaming: the profiles a tick touched)."""
-    compiler = Compiler(now, profile_id, profile_ids)
+    with `profile_ids`, only those (streaming: the profiles a tick touched). `scope`: those profiles'
+    identifiers as identity.states.Scope binds them (`Scope.params()`); event conditions then read
+    the scope's events by those identifiers, resolved with the bound mapping, in one pass."""
+    compiler = Compiler(now, profile_id, profile_ids, scope)
     where = compiler.node(node)
-    return f"SELECT profile_id FROM profiles FINAL WHERE {compiler.universe()} AND {where}", compiler.values
+    sql = f"SELECT profile_id FROM profiles FINAL WHERE {compiler.universe()} AND {where}"
+    return sql, compiler.values | (scope or {})
 
 
 def sql_time(moment: datetime) -> str:
@@ -69,10 +79,15 @@ class Compiler:
     """Builds SQL fragments for one query; `values` holds the parameters bound so far."""
 
     def __init__(
-        self, now: datetime, profile_id: str | None = None, profile_ids: list[str] | None = None
+        self,
+        now: datetime,
+        profile_id: str | None = None,
+        profile_ids: list[str] | None = None,
+        scope: dict[str, object] | None = None,
     ) -> None:
         self.params = Params()
         self.now = now
+        self.bound_scope = scope is not None and profile_ids is not None
         self.profile = self.params.bind(profile_id, "String") if profile_id is not None else None
         self.profiles = self.params.bind(profile_ids, "Array(String)") if profile_ids is not None else None
         # `profile_id{self.scope}`: one profile (explain), a list (streaming), or every profile
@@ -168,13 +183,17 @@ class Compiler:
         Events are mapped to profiles by identity.resolve (scoped: only these events' identifiers
         are looked up; unscoped: the whole mapping joined once), then counted per profile; profiles
         without matching events are absent."""
-        raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
-        mapped = resolved(raw, narrow=bool(self.scope))
+        if self.bound_scope:  # the scope's own events, each with its profile, in one read
+            filters = " AND ".join(self.event_filters(leaf, by_identifier=False))
+            mapped = f"SELECT profile_id FROM ({owned(EVENTS, [])}) WHERE {filters}"
+        else:
+            raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
+            mapped = resolved(raw, narrow=bool(self.scope))
         scope = f" AND profile_id{self.scope}" if self.scope else ""
         condition = "1" + scope + (f" AND {having}" if having else "")
         return f"SELECT profile_id, count() AS n FROM ({mapped}) GROUP BY profile_id HAVING {condition}"
 
-    def event_filters(self, leaf: Event) -> list[str]:
+    def event_filters(self, leaf: Event, by_identifier: bool = True) -> list[str]:
         filters = [_KIND_FILTER[leaf.kind].format(name=self.params.bind(leaf.name, "String")), "is_bot = 0"]
         if leaf.within_days is not None:
             since = self.now - timedelta(days=leaf.within_days)
@@ -189,7 +208,7 @@ class Compiler:
                 continue
             keys = "".join(f", {self.params.bind(part, 'String')}" for part in item.path.split("."))
             filters.append(json_test("properties", keys, item.test, self.params))
-        if self.scope:
+        if self.scope and by_identifier:
             filters.append(f"({self.identifiers('user_id')} OR {self.identifiers('anonymous_id')})")
         return filters
 

@@ -25,6 +25,8 @@ from activation.audiences.current import members_sql
 from activation.audiences.limits import select
 from activation.audiences.store import Audience
 from activation.audiences.tree import Event, leaves, referenced_audiences
+from activation.identity.states import scope_of
+from clickhouse.client import Strings
 
 STREAMING, BATCH = "streaming", "batch"
 # The scope is bound as one Array(String) parameter: past a URL's length it travels in the request
@@ -129,7 +131,38 @@ def parts(profile_ids: list[str], max_bytes: int = SCOPE_BYTES) -> Iterator[list
 
 def _diff(ch: Client, audience: Audience, scope: list[str], at: datetime) -> tuple[list[str], list[str]]:
     """(entering, exiting) profiles of this part of the scope, each sorted."""
-    sql, bound = compile_audience(audience.definition, at, profile_ids=scope)
-    qualifying = {str(row[0]) for row in select(ch, sql, bound)}
+    qualifying: set[str] = set()
+    for piece, identifiers in _bound(ch, audience, scope):
+        sql, bound = compile_audience(audience.definition, at, profile_ids=piece, scope=identifiers)
+        qualifying |= {str(row[0]) for row in select(ch, sql, bound)}
     current = {str(row[0]) for row in select(ch, _SCOPED_CURRENT, {"aid": audience.id, "scope": scope})}
     return sorted(qualifying - current), sorted(current - qualifying)
+
+
+def _bound(
+    ch: Client, audience: Audience, scope: list[str]
+) -> Iterator[tuple[list[str], dict[str, object] | None]]:
+    """The part with its identifiers bound (identity.states.Scope) when the definition counts events:
+    its events are then read once, by identifier, instead of three times through the mapping (~460 ms
+    a micro-batch of ~1,500 profiles on the streaming bench's store, most of a tick's worth of the
+    store's CPU). Halved until each bound array renders within SCOPE_BYTES (a profile can hold many
+    identifiers)."""
+    if not any(isinstance(leaf, Event) for _, leaf in leaves(audience.definition)):
+        yield scope, None
+        return
+    params = scope_of(ch, scope).params()
+    if len(scope) > 1 and _largest(params) > SCOPE_BYTES:
+        half = len(scope) // 2
+        yield from _bound(ch, audience, scope[:half])
+        yield from _bound(ch, audience, scope[half:])
+        return
+    yield scope, params
+
+
+def _largest(params: dict[str, object]) -> int:
+    """The longest rendering among the bound values (a list of pairs: estimated)."""
+    sizes = [len(str(v)) if isinstance(v, Strings) else 0 for v in params.values()]
+    pairs = params.get("xp")
+    if isinstance(pairs, list):
+        sizes.append(sum(len(u) + len(a) + 10 for u, a in pairs))
+    return max(sizes, default=0)

@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.audiences import membership, streaming
+from activation.audiences.compiler import compile_audience
 from activation.audiences.parser import parse
 from activation.audiences.store import Audience
 from activation.identity.identifiers import Identifier
 from activation.identity.lookup import lookup
 from activation.identity.resolve import profiles_of_events
+from activation.identity.states import scope_of
 from activation.identity.stitching import stitch_incremental
+from tests.activation.audiences.audience_rows import event_row, insert_events, namespace, person
 from tests.activation.identity.conftest import BASE, World
 
 
@@ -77,3 +80,47 @@ def test_the_sweep_finds_profiles_whose_windowed_events_cross_a_boundary(ch: Cli
     )
     assert p1 in found and lookup(ch, Identifier("anonymous_id", world.id("a2"))) not in found
     assert lookup(ch, Identifier("anonymous_id", world.id("a3"))) not in found
+
+
+def test_event_counts_of_a_bound_scope_match_the_full_definition(ch: Client) -> None:
+    """A micro-batch reads its profiles' events by their bound identifiers (identity.states.Scope),
+    in one pass: the same members as the full run over every resolution case — anonymous only, a
+    user id mapped to no profile (the anonymous id's profile owns it), a user id mapped elsewhere
+    (its profile wins), bots, a property filter, a window, and a count that holds for zero events."""
+    ns = namespace()
+    a, b, c = person(ch, ns, "a"), person(ch, ns, "b"), person(ch, ns, "c")
+    old = datetime.now(UTC) - timedelta(days=20)
+    insert_events(ch, [
+        event_row(event="Clicked", anonymous_id=f"{ns}-a-a", properties={"n": 5}),
+        event_row(event="Clicked", user_id=f"{ns}-u-nobody", anonymous_id=f"{ns}-a-a", properties={"n": 1}),
+        event_row(event="Clicked", user_id=f"{ns}-u-b", anonymous_id=f"{ns}-a-a", properties={"n": 7}),
+        event_row(event="Clicked", user_id=f"{ns}-u-a", is_bot=1),
+        event_row(event="Clicked", user_id=f"{ns}-u-c", timestamp=old),
+        event_row(event="Clicked", user_id=f"{ns}-u-c", timestamp=old),
+        event_row(event="Clicked", user_id=f"{ns}-u-c"),
+        event_row(event="Clicked", user_id=f"{ns}-u-stray", anonymous_id=f"{ns}-a-stray"),
+    ])  # fmt: skip
+    queries = [
+        "event('Clicked').count() >= 2",
+        "event('Clicked').count() = 1",
+        "event('Clicked').within(7 days).count() >= 1",
+        "event('Clicked').count() >= 3 and not event('Clicked').within(7 days).count() >= 2",
+        "event('Clicked').where(property('n') > 4).count() >= 1",
+        "event('Clicked').count() < 1",
+    ]
+    now = datetime.now(UTC)
+    scope = [a, b, c]
+    for query in queries:
+        definition = parse(f"trait('ns') = '{ns}' and ({query})")
+        full_sql, full_params = compile_audience(definition, now)
+        full = {str(r[0]) for r in ch.query(full_sql, parameters=full_params).result_rows}
+        bound = scope_of(ch, scope).params()
+        sql, params = compile_audience(definition, now, profile_ids=scope, scope=bound)
+        assert "identity_map" not in sql  # the scope's events are found by its bound identifiers
+        scoped = {str(r[0]) for r in ch.query(sql, parameters=params).result_rows}
+        assert scoped == full & set(scope), query
+    expected = {"event('Clicked').count() >= 2": {a, c}, "event('Clicked').count() = 1": {b}}
+    for query, members in expected.items():  # the cases above are not all empty
+        definition = parse(f"trait('ns') = '{ns}' and ({query})")
+        sql, params = compile_audience(definition, now, profile_ids=scope, scope=scope_of(ch, scope).params())
+        assert {str(r[0]) for r in ch.query(sql, parameters=params).result_rows} == members, query
