@@ -7,7 +7,9 @@ The universe is the live, non-bot rows of `profiles`; each condition is a test o
 - trait: `profile_id IN` the newest, non-deleted `profile_traits` rows passing the value test;
 - event: events (bots skipped) mapped to a profile by `identity.resolve` — by `user_id` when it
   is mapped, else by `anonymous_id` — counted per profile; a count test that holds for zero
-  events (`< 3`, `= 0`) is compiled as `NOT IN` the profiles whose count fails it;
+  events (`< 3`, `= 0`) is compiled as `NOT IN` the profiles whose count fails it. A streaming
+  micro-batch binds its profiles' identifiers (`scope`): their events are read once, by identifier;
+  otherwise they are found through the mapping;
 - computed: a comparison on the `profiles` column for a built-in trait; for a user-defined one, on
   its value in `profile_computed_traits` (no value counts as 0, like an event count);
 - page and screen views: as events, matched on type and page/screen name; enrichment filters test
@@ -37,8 +39,7 @@ from activation.audiences.tree import (
     Or,
     Trait,
 )
-from activation.identity.resolve import resolved
-from activation.identity.states import owned
+from activation.identity.resolve import resolved, resolved_in_scope
 
 EVENTS = "events"
 
@@ -185,7 +186,7 @@ class Compiler:
         without matching events are absent."""
         if self.bound_scope:  # the scope's own events, each with its profile, in one read
             filters = " AND ".join(self.event_filters(leaf, by_identifier=False))
-            mapped = f"SELECT profile_id FROM ({owned(EVENTS, [])}) WHERE {filters}"
+            mapped = f"SELECT profile_id FROM ({resolved_in_scope(EVENTS)}) WHERE {filters}"
         else:
             raw = f"SELECT user_id, anonymous_id FROM events WHERE {' AND '.join(self.event_filters(leaf))}"
             mapped = resolved(raw, narrow=bool(self.scope))

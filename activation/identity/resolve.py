@@ -4,6 +4,13 @@ to, else to its anonymous_id's (events with neither mapped belong to nobody yet)
 `resolved(events_sql)` wraps any SELECT yielding `user_id, anonymous_id` (plus other columns) into
 one yielding `profile_id` too, looking up only those events' identifiers in the mapping (primary
 key of identity_map), so its cost follows the events selected, not the size of the graph.
+
+`resolved_in_scope(table)` is the same rule for the rows of a known set of profiles (a stitch tick's
+scope, a streaming micro-batch), with their identifiers read once and bound as parameters
+(identity.states.Scope.params): `u`/`up` the user ids and their profiles, `an`/`ap` the anonymous
+ids and theirs, `xp` the (user_id, anonymous_id) pairs whose user id is mapped to no profile (they
+follow the anonymous id). Rows are found by identifier, so on a table ordered by them (the states)
+by primary key.
 """
 
 from __future__ import annotations
@@ -25,6 +32,23 @@ _IN_SPAN = (
     "SELECT DISTINCT user_id, anonymous_id FROM events WHERE KIND AND is_bot = 0"
     " AND timestamp > {since:DateTime64(3, 'UTC')} AND timestamp <= {until:DateTime64(3, 'UTC')}"
 )
+
+
+_IN_SCOPE = (
+    "SELECT if(s.user_id IN {u:Array(String)},"
+    " transform(s.user_id, {u:Array(String)}, {up:Array(String)}, ''),"
+    " transform(s.anonymous_id, {an:Array(String)}, {ap:Array(String)}, '')) AS profile_id, s.*"
+    " FROM TABLE AS s"
+    " WHERE s.user_id IN {u:Array(String)}"
+    " OR (s.user_id = '' AND s.anonymous_id IN {an:Array(String)})"
+    " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))}"
+)
+
+
+def resolved_in_scope(table: str) -> str:
+    """SELECT profile_id, s.* over the rows of `table` (with user_id and anonymous_id columns) that
+    belong to the bound scope's profiles (module docstring)."""
+    return _IN_SCOPE.replace("TABLE", table)
 
 
 def resolved(events_sql: str, narrow: bool = True) -> str:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.identifiers import Identifier
-from activation.identity.resolve import resolved
+from activation.identity.resolve import resolved, resolved_in_scope
 from activation.identity.store import read_mapping, read_members, read_setting, write_setting
 from activation.privacy.person import VALUES
 from activation.privacy.person import Person as PrivacyPerson
@@ -30,16 +30,6 @@ from clickhouse.erase import erase
 EVENT_STATES = "profile_event_states"
 PAIR_STATES = "profile_pair_states"  # 0014: the day states summed per pair and event name
 TRAIT_STATES = "profile_trait_states"
-# The scope's states, found by primary key from its identifiers (bound: resolved once per chunk).
-_SCOPED = (
-    "SELECT if(s.user_id IN {u:Array(String)},"
-    " transform(s.user_id, {u:Array(String)}, {up:Array(String)}, ''),"
-    " transform(s.anonymous_id, {an:Array(String)}, {ap:Array(String)}, '')) AS profile_id, s.*"
-    " FROM TABLE AS s"
-    " WHERE s.user_id IN {u:Array(String)}"
-    " OR (s.user_id = '' AND s.anonymous_id IN {an:Array(String)})"
-    " OR (s.user_id, s.anonymous_id) IN {xp:Array(Tuple(String, String))}"
-)
 _VIEWS = {
     "profile_event_states_mv": EVENT_STATES,
     "profile_trait_states_mv": TRAIT_STATES,
@@ -106,7 +96,7 @@ def owned(table: str, scope: list[str] | None) -> str:
     """FROM-clause subquery: `profile_id` plus every column of `table`, for the scope (None: all)."""
     if scope is None:
         return resolved(f"SELECT * FROM {table}", narrow=False)  # the one resolution rule
-    return _SCOPED.replace("TABLE", table)
+    return resolved_in_scope(table)
 
 
 def ensure_backfilled(ch: Client, now: datetime) -> int:

@@ -46,3 +46,15 @@ def test_audiences_do_not_import_the_profile_api() -> None:
 def test_the_checker_sees_an_upward_import() -> None:
     """The test above would fail: the Profile API imports audiences, and the checker finds it."""
     assert "profiles_api/documents.py" in offenders("profiles_api", ("activation.audiences",))
+
+
+def test_the_event_to_profile_resolution_is_written_once() -> None:
+    """identity.resolve owns the rule (user_id's profile, else anonymous_id's), in its two forms: over
+    the mapping, and over a bound scope. Every other reader asks it for the SQL."""
+    forms = ("if(u.profile_id != ''", "transform(s.user_id")
+    holders = {
+        str(path.relative_to(ACTIVATION))
+        for path in ACTIVATION.rglob("*.py")
+        if any(form in path.read_text() for form in forms)
+    }
+    assert holders == {"identity/resolve.py"}
