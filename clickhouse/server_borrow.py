@@ -1,7 +1,9 @@
 """Handing out engine handles to requests, each ready for its request: the database chosen, exactly
 its URL settings applied. A sessionless request borrows a pooled handle, a session request its
 session's, and a request with `readonly` a throwaway one (ClickHouse cannot reset `readonly`).
-The hot path costs one worker-thread hop: take the handle and prepare it in the same call."""
+The hot path costs one worker-thread hop: an idle handle that needs no preparation (same database,
+same settings) is taken on the event loop; otherwise the handle is taken and prepared in one call
+on a worker thread."""
 
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ class Lender:
             async with self._session(req, stmt, settings) as handle:
                 yield handle
             return
-        handle = await self._thread(self._ready_pooled, req.database, settings, readonly, stmt)
+        ready = None if readonly or _stateful(stmt) else self.engine.take_ready(req.database, settings)
+        handle = ready or await self._thread(self._ready_pooled, req.database, settings, readonly, stmt)
         try:
             yield handle
         finally:

@@ -104,6 +104,20 @@ class Engine:
                 return self._idle.pop()
         return self.open()
 
+    def take_ready(self, database: str | None, settings: Mapping[str, str]) -> Handle | None:
+        """An idle pooled handle already on `database` with exactly `settings` applied (it needs no
+        `USE` or `SET`), or None. Does not block: the server calls it on its event loop, so a request
+        such a handle serves costs one worker-thread hop (the query), not two."""
+        if any(name not in self.setting_names for name in settings):
+            return None  # the usual path reports it
+        target = database or "default"
+        with self._lock:
+            for i in range(len(self._idle) - 1, -1, -1):  # the most recently used first
+                handle = self._idle[i]
+                if handle.database == target and not self._setting_changes(handle, settings):
+                    return self._idle.pop(i)
+        return None
+
     def pool(self, handle: Handle) -> bool:
         """Back to the idle pool; False when it must be discarded (state, a session's, pool full)."""
         if handle.dirty or handle.session:

@@ -106,7 +106,7 @@ _NAMES = "SELECT id, key, name FROM audiences FINAL WHERE deleted = 0"
 # batched primary-key reads: one thread, the cores stay free for cache hits. The point read (`stored`)
 # reads one granule on one thread anyway and sends no setting: a store handle last used with other
 # settings is switched back and forth by `SET` statements otherwise (profile bench, one session: p99
-# 16.0-17.4 ms in 3 runs without, 16.2-20.5 ms in 5 runs with; within noise, but never worse).
+# 16.0-17.4 ms in 3 runs without, 16.2-20.5 ms in 5 runs with: within noise).
 _SETTINGS = {"max_threads": 1}
 Document = dict[str, Any]
 
