@@ -92,8 +92,21 @@ def write_setting(ch: Client, name: str, value: str, now: datetime) -> None:
 
 
 def read_rules(ch: Client) -> Rules:
-    doc = read_setting(ch, RULES_KEY)
+    return rules_of(read_setting(ch, RULES_KEY))
+
+
+def rules_of(doc: str | None) -> Rules:
+    """The rules stored under RULES_KEY (None: never set, the defaults)."""
     return rules_from_dict(orjson.loads(doc)) if doc else Rules()
+
+
+def read_settings(ch: Client, names: list[str]) -> dict[str, str]:
+    """Several settings in one read (a stitch tick's marks, watermark and rules); unset ones absent."""
+    sql = (
+        "SELECT name, argMax(value, version) FROM identity_settings"
+        " WHERE name IN {n:Array(String)} GROUP BY name"
+    )
+    return {str(n): str(v) for n, v in ch.query(sql, parameters={"n": names}).result_rows}
 
 
 def read_splits(ch: Client) -> list[Split]:

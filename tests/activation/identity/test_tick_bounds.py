@@ -151,9 +151,9 @@ def test_an_idle_tick_reads_a_few_rows_and_writes_nothing(world: World) -> None:
     counting = CallCounter(world.ch)
     idle = stitch_incremental(counting, datetime.now(UTC))  # type: ignore[arg-type]
     assert idle.changed_profiles == frozenset() and idle.profiles_recomputed == 0
-    # the one-time upgrade checks, the watermark, its tail, the newest stored set, the window: 7
+    # the settings (upgrade marks, watermark, rules), its tail, the newest stored set, the window: 4
     # (the whole tick: 12 reads and 2 writes, the identifier extraction among them)
-    assert counting.writes == 0 and counting.reads <= 7, (counting.reads, counting.writes)
+    assert counting.writes == 0 and counting.reads <= 4, (counting.reads, counting.writes)
     assert store.read_setting(world.ch, stitching.WATERMARK_KEY) == mark  # an in-flight insert stays due
     world.insert(world.event("track", 2, anon="a2"))
     after = stitch_incremental(world.ch, datetime.now(UTC))
