@@ -24,7 +24,7 @@ from clickhouse.client import Strings
 from clickhouse.erase import erase
 
 RULES_KEY = "rules"
-_MAX_BOUND_IDS = 5_000  # beyond this, binding the set as a parameter costs more than a scan
+MAX_BOUND_IDS = 5_000  # beyond this, binding the set as a parameter costs more than a scan
 _LEDGER_COLS = [
     "profile_id",
     "ledger_id",
@@ -146,7 +146,7 @@ def read_mapping(ch: Client, identifiers: Iterable[Identifier] | None = None) ->
         rows = ch.query(sql).result_rows
     else:
         wanted = set(identifiers)
-        if len(wanted) > _MAX_BOUND_IDS:
+        if len(wanted) > MAX_BOUND_IDS:
             return {i: p for i, p in read_mapping(ch).items() if i in wanted}
         terms = [(i.type, i.value) for i in sorted(wanted)]
         where = " WHERE (identifier_type, identifier_value) IN {ids:Array(Tuple(String, String))}"

@@ -25,19 +25,21 @@ from clickhouse.client import connect
 from clickhouse.embedded import running_store
 
 PIECE = 250_000  # each piece well inside the client's 60 s timeout on a loaded machine
-# Person p has two browsers (anonymous ids), 60 % identify on their third event (user id + email),
-# persons 20k and 20k+1 share a device; every fifth event of a person is an order with revenue.
+# Person p has two browsers (anonymous ids); 60 % identify on their first event (user id + email)
+# and send their user id on every event after, so the identity graph is the same whatever the size
+# of the history (only the events per identifier grow); persons 20j and 20j+1 share a device on
+# their second event; every fifth event of a person, from the second on, is an order with revenue.
 _HISTORY = """
 INSERT INTO TABLE (source_id, message_id, type, event, user_id, anonymous_id, device_id, timestamp,
                    received_at, traits, properties, context)
-SELECT 'bench', toString(n), if(k = 2 AND ident, 'identify', 'track'),
-       if(k % 5 = 4, 'Order Completed', if(k = 2 AND ident, '', 'Viewed')),
-       if(ident AND k >= 2, concat('u', toString(p)), ''), concat('a', toString(p), '-', toString(k % 2)),
+SELECT 'bench', toString(n), if(k = 0 AND ident, 'identify', 'track'),
+       if(k % 5 = 1, 'Order Completed', if(k = 0 AND ident, '', 'Viewed')),
+       if(ident, concat('u', toString(p)), ''), concat('a', toString(p), '-', toString(k % 2)),
        if(k = 1 AND p % 20 < 2, concat('d', toString(intDiv(p, 2))), ''),
        toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(n),
        toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalSecond(n),
-       if(k = 2 AND ident, concat('{"email":"user', toString(p), '@example.com","plan":"pro"}'), ''),
-       if(k % 5 = 4, concat('{"revenue":', toString(p % 97), '}'), '{}'), '{}'
+       if(k = 0 AND ident, concat('{"email":"user', toString(p), '@example.com","plan":"pro"}'), ''),
+       if(k % 5 = 1, concat('{"revenue":', toString(p % 97), '}'), '{}'), '{}'
 FROM (SELECT number AS n, n % {people:UInt64} AS p, intDiv(n, {people:UInt64}) AS k, p % 10 < 6 AS ident
       FROM numbers({offset:UInt64}, {count:UInt64}))
 """

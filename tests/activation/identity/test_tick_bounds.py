@@ -166,3 +166,46 @@ def test_a_new_day_is_not_idle_the_windows_slide(world: World) -> None:
     counting = CallCounter(world.ch)
     stitch_incremental(counting, datetime.now(UTC) + timedelta(days=1))  # type: ignore[arg-type]
     assert counting.writes > 0  # the whole tick ran: at least its watermark was written
+
+
+class Recording(CallCounter):
+    """The real client, keeping each read's SQL and parameters."""
+
+    def __init__(self, ch: Client) -> None:
+        super().__init__(ch)
+        self.read: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, **kw: Any) -> Any:
+        self.read.append((sql, kw.get("parameters") or {}))
+        return super().query(sql, **kw)
+
+    def walked(self) -> set[tuple[str, str]]:
+        """Every identifier the component walk looked up (links._BY_IDS binds them as `f`)."""
+        return {tuple(t) for sql, p in self.read if "FROM identity_link_ids" in sql for t in p["f"]}
+
+
+def _event_count(ch: Client, profile: str) -> int:
+    sql = "SELECT event_count FROM profiles FINAL WHERE profile_id = {p:String} AND deleted = 0"
+    return int(ch.query(sql, parameters={"p": profile}).result_rows[0][0])
+
+
+def test_a_known_identifier_seen_alone_seeds_no_component_walk(world: World) -> None:
+    world.insert(world.event("identify", 1, anon="a1", user="u1"))
+    stitch_incremental(world.ch, datetime.now(UTC))
+    profile = world.profile_of("user_id", world.id("u1"))
+    # a1 alone is a new identifier set, but it joins nothing: no walk, no stitch, no rewrite
+    world.insert(world.event("track", 2, anon="a1"))
+    recording = Recording(world.ch)
+    alone = stitch_incremental(recording, datetime.now(UTC))  # type: ignore[arg-type]
+    assert recording.walked() == set() and alone.links == 0
+    assert profile in alone.changed_profiles and _event_count(world.ch, profile) == 2
+    # a new visitor seen alone is no known identifier: it is walked and gets a profile of its own
+    world.insert(world.event("track", 3, anon="a1"), world.event("track", 4, anon="a9"))
+    recording = Recording(world.ch)
+    mixed = stitch_incremental(recording, datetime.now(UTC))  # type: ignore[arg-type]
+    assert ("anonymous_id", world.id("a9")) in recording.walked()
+    assert ("anonymous_id", world.id("a1")) not in recording.walked()
+    stranger = world.profile_of("anonymous_id", world.id("a9"))
+    assert stranger != profile and {stranger, profile} <= mixed.changed_profiles
+    assert _event_count(world.ch, profile) == 3
+    assert world.profile_of("anonymous_id", world.id("a1")) == profile
