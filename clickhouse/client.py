@@ -6,7 +6,7 @@ server or cluster are reached the same way, so every process runs one code path 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +16,10 @@ from clickhouse_connect.driver.client import Client
 DEFAULT_DATABASE = "magpie"
 # clickhouse-connect's escaping of a bound string: a backslash before each of these (binding.must_escape)
 _ESCAPES = str.maketrans({c: "\\" + c for c in ("\\", "'", "`", "\t", "\n")})
+# A bound value past a URL's length travels in the request body as a form field (`query`, not
+# `command`), which ClickHouse caps at http_max_field_value_size (128 KiB; it is read while the
+# request is parsed, so a query cannot raise it). Arrays of identifiers are cut to render within this.
+FIELD_BYTES = 120_000
 
 
 class Strings:
@@ -36,6 +40,21 @@ class Strings:
 
     def __len__(self) -> int:
         return self.count
+
+
+def parts(values: list[str], max_bytes: int = FIELD_BYTES) -> Iterator[list[str]]:
+    """The values in order, cut so that each part renders as an SQL array within `max_bytes`."""
+    part: list[str] = []
+    size = 2  # the brackets
+    for value in values:
+        cost = len(value.encode()) + value.count("'") + value.count("\\") + 4  # quotes, escapes, ", "
+        if part and size + cost > max_bytes:
+            yield part
+            part, size = [], 2
+        part.append(value)
+        size += cost
+    if part:
+        yield part
 
 
 @dataclass(frozen=True)

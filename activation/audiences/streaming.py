@@ -25,15 +25,10 @@ from activation.audiences.current import members_sql
 from activation.audiences.limits import select
 from activation.audiences.store import Audience
 from activation.audiences.tree import Event, leaves, referenced_audiences
-from activation.identity.states import scope_of
-from clickhouse.client import Strings
+from activation.identity.states import bounded_scopes
+from clickhouse.client import parts
 
 STREAMING, BATCH = "streaming", "batch"
-# The scope is bound as one Array(String) parameter: past a URL's length it travels in the request
-# body as a form field (`query`, not `command`), which ClickHouse caps at http_max_field_value_size
-# (128 KiB). Each statement's part of the scope renders within SCOPE_BYTES (~4,000 profile ids):
-# the definition's cost is mostly its scans, so fewer, larger parts cost less.
-SCOPE_BYTES = 120_000
 _SCOPED_CURRENT = members_sql(where=" AND profile_id IN {scope:Array(String)}")
 _MEMBERS = f"SELECT count() FROM ({members_sql()})"
 CHANGE_COLUMNS = ["audience_id", "profile_id", "change", "at"]
@@ -114,21 +109,6 @@ def evaluate(ch: Client, audience: Audience, profile_ids: list[str], now: dateti
     return {**dict(zip(RUN_COLUMNS, run, strict=True)), "computed_at": at.isoformat()}
 
 
-def parts(profile_ids: list[str], max_bytes: int = SCOPE_BYTES) -> Iterator[list[str]]:
-    """The ids in order, cut so that each part renders as an SQL array within `max_bytes`."""
-    part: list[str] = []
-    size = 2  # the brackets
-    for pid in profile_ids:
-        cost = len(pid.encode()) + pid.count("'") + pid.count("\\") + 4  # quotes, escapes, ", "
-        if part and size + cost > max_bytes:
-            yield part
-            part, size = [], 2
-        part.append(pid)
-        size += cost
-    if part:
-        yield part
-
-
 def _diff(ch: Client, audience: Audience, scope: list[str], at: datetime) -> tuple[list[str], list[str]]:
     """(entering, exiting) profiles of this part of the scope, each sorted."""
     qualifying: set[str] = set()
@@ -145,24 +125,9 @@ def _bound(
     """The part with its identifiers bound (identity.states.Scope) when the definition counts events:
     its events are then read once, by identifier, instead of three times through the mapping (~460 ms
     a micro-batch of ~1,500 profiles on the streaming bench's store, most of a tick's worth of the
-    store's CPU). Halved until each bound array renders within SCOPE_BYTES (a profile can hold many
-    identifiers)."""
+    store's CPU). Cut where the identifiers would not fit a form field (states.bounded_scopes)."""
     if not any(isinstance(leaf, Event) for _, leaf in leaves(audience.definition)):
         yield scope, None
         return
-    params = scope_of(ch, scope).params()
-    if len(scope) > 1 and _largest(params) > SCOPE_BYTES:
-        half = len(scope) // 2
-        yield from _bound(ch, audience, scope[:half])
-        yield from _bound(ch, audience, scope[half:])
-        return
-    yield scope, params
-
-
-def _largest(params: dict[str, object]) -> int:
-    """The longest rendering among the bound values (a list of pairs: estimated)."""
-    sizes = [len(str(v)) if isinstance(v, Strings) else 0 for v in params.values()]
-    pairs = params.get("xp")
-    if isinstance(pairs, list):
-        sizes.append(sum(len(u) + len(a) + 10 for u, a in pairs))
-    return max(sizes, default=0)
+    for bounded in bounded_scopes(ch, scope):
+        yield bounded.profile_ids, bounded.params()

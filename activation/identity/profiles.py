@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
-from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, owned, scope_of
+from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, Scope, bounded_scopes, owned
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.client import Strings
@@ -123,15 +123,20 @@ def recompute(
 ) -> None:
     """Rebuild traits, computed traits and profile rows for the profiles in scope (None: all)."""
     if scope is None:
-        _recompute(ch, None, version, now, definitions)
-    for start in range(0, len(scope or []), CHUNK):  # bounded parameters: they travel in the URL
-        _recompute(ch, (scope or [])[start : start + CHUNK], version, now, definitions)
+        _recompute(ch, None, None, version, now, definitions)
+    for start in range(0, len(scope or []), CHUNK):  # each chunk's identifiers bound, within a form field
+        for bounded in bounded_scopes(ch, (scope or [])[start : start + CHUNK]):
+            _recompute(ch, bounded.profile_ids, bounded, version, now, definitions)
 
 
 def _recompute(
-    ch: Client, ids: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
+    ch: Client,
+    ids: list[str] | None,
+    scope: Scope | None,
+    version: int,
+    now: datetime,
+    definitions: list[ComputedTrait],
 ) -> None:
-    scope = None if ids is None else scope_of(ch, ids)
     params: dict[str, object] = {"v": version, **({"p": []} if scope is None else scope.params())}
     pairs, days, traits = owned(PAIR_STATES, ids), owned(EVENT_STATES, ids), owned(TRAIT_STATES, ids)
     has_records = scope is None or bool(params["r"])

@@ -14,6 +14,7 @@ hold, whatever the history.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ from activation.identity.resolve import resolved, resolved_in_scope
 from activation.identity.store import read_mapping, read_members, read_setting, write_setting
 from activation.privacy.person import VALUES
 from activation.privacy.person import Person as PrivacyPerson
-from clickhouse.client import Strings
+from clickhouse.client import FIELD_BYTES, Strings, parts
 from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
@@ -79,12 +80,38 @@ def scope_of(ch: Client, profile_ids: list[str]) -> Scope:
     return Scope(profile_ids, members, unowned_pairs(ch, members))
 
 
+def bounded_scopes(ch: Client, profile_ids: list[str]) -> Iterator[Scope]:
+    """The profiles' scopes, halved until each bound array renders within FIELD_BYTES (a profile
+    can hold many identifiers): one scope when they fit, the usual case. A single profile is not
+    cut, whatever it holds (max_profile_identifiers bounds it)."""
+    scope = scope_of(ch, profile_ids)
+    if len(profile_ids) > 1 and largest(scope.params()) > FIELD_BYTES:
+        half = len(profile_ids) // 2
+        yield from bounded_scopes(ch, profile_ids[:half])
+        yield from bounded_scopes(ch, profile_ids[half:])
+        return
+    yield scope
+
+
+def largest(params: dict[str, object]) -> int:
+    """The longest rendering among bound values (a list of pairs: estimated)."""
+    sizes = [len(str(v).encode()) if isinstance(v, Strings) else 0 for v in params.values()]
+    pairs = params.get("xp")
+    if isinstance(pairs, list):
+        sizes.append(sum(len(u.encode()) + len(a.encode()) + 10 for u, a in pairs))
+    return max(sizes, default=0)
+
+
 def unowned_pairs(ch: Client, members: dict[Identifier, str]) -> list[tuple[str, str]]:
     """(user_id, anonymous_id) pairs of the scope's anonymous ids whose user_id is not mapped: they
     belong to the anonymous id's profile (a blocked user id, or one not stitched yet)."""
     users = {i.value for i in members if i.type == "user_id"}
     anons = sorted(i.value for i in members if i.type == "anonymous_id")
-    pairs = ch.query(_PAIRS_OF, parameters={"a": Strings(anons)}).result_rows if anons else []
+    pairs = [
+        row
+        for part in parts(anons)
+        for row in ch.query(_PAIRS_OF, parameters={"a": Strings(part)}).result_rows
+    ]
     foreign = {str(u) for _, u in pairs if u not in users}
     mapped = read_mapping(ch, [Identifier("user_id", u) for u in foreign]) if foreign else {}
     return sorted(

@@ -18,6 +18,7 @@ from activation.audiences.store import Audience
 from activation.identity.identifiers import Identifier
 from activation.identity.lookup import lookup
 from activation.identity.stitching import stitch_incremental
+from clickhouse.client import FIELD_BYTES, parts
 from tests.activation.identity.conftest import World
 from tests.services import job_ctx
 
@@ -103,8 +104,8 @@ async def test_every_micro_batch_that_changes_membership_gets_its_own_sync(
 
 def test_a_scope_is_cut_into_parts_that_fit_a_form_field_in_order() -> None:
     ids = [f"p_{n:024x}" for n in range(9000)] + ["p_it's", "p_back\\slash"]
-    found = list(streaming.parts(ids))
+    found = list(parts(ids))
     assert [pid for part in found for pid in part] == ids
-    assert all(len(format_query_value(part).encode()) <= streaming.SCOPE_BYTES for part in found)
+    assert all(len(format_query_value(part).encode()) <= FIELD_BYTES for part in found)
     assert len(found) == 3 and len(found[0]) > 3900  # full parts, not a fixed small count
-    assert list(streaming.parts([])) == []
+    assert list(parts([])) == []

@@ -15,6 +15,7 @@ from activation.identity import stitching, store
 from activation.identity.identifiers import Identifier
 from activation.identity.rules import Rules
 from activation.identity.stitching import stitch_incremental
+from clickhouse.client import FIELD_BYTES, Strings
 from tests.activation.identity.conftest import World
 
 _FILLER = """
@@ -209,3 +210,24 @@ def test_a_known_identifier_seen_alone_seeds_no_component_walk(world: World) -> 
     assert stranger != profile and {stranger, profile} <= mixed.changed_profiles
     assert _event_count(world.ch, profile) == 3
     assert world.profile_of("anonymous_id", world.id("a1")) == profile
+
+
+def test_a_recompute_binds_each_array_within_a_form_field(world: World) -> None:
+    # three people with 900 browsers each: their anonymous ids (~58 KB rendered each) exceed
+    # ClickHouse's 128 KiB form-field limit together, so the chunk is cut; results are unchanged
+    people = {f"u{k}": [f"a{k}-{n:04d}-{'x' * 44}" for n in range(900)] for k in range(3)}
+    world.insert(*(world.event("track", 1, user=u, anon=a) for u, anons in people.items() for a in anons))
+    recording = Recording(world.ch)
+    report = stitch_incremental(recording, datetime.now(UTC))  # type: ignore[arg-type]
+    owners = {world.profile_of("user_id", world.id(u)) for u in people}
+    assert len(owners) == 3 and owners <= report.changed_profiles
+    assert all(_event_count(world.ch, p) == 900 for p in owners)
+    bound = [
+        len(str(v).encode())
+        for _, params in recording.read
+        for v in params.values()
+        if isinstance(v, Strings)
+    ]
+    assert max(bound) <= FIELD_BYTES, max(bound)
+    # the anonymous ids of the three together were bound, cut: one array could not hold them
+    assert sum(size for size in bound if size > 40_000) > FIELD_BYTES
