@@ -11,9 +11,12 @@ gets nothing of that time) up to the floor are re-read in pages
 (`catchup_pages` per pass, `page_events` each) and routed to THAT connection only. The live pass
 routes the connection only events at or above its floor, the catch-up only those below: split by a
 stored property of the row, each event reaches the connection once, and no other connection is
-touched. The catch-up reads an event only once it is `overlap_s` old in the store's clock (the live
-read's own assumption about late-visible inserts), so it completes about `overlap_s` after it starts;
-its events queue after the newer live ones of that moment.
+touched. Where several connections of the source lead to one destination, an event reaches it once:
+a catch-up leaves what another of them took live (stored at or after its floor) and, where two
+catch-ups overlap, what both would send goes to the lower connection id. The catch-up reads an
+event only once it is `overlap_s` old in the store's clock (the live read's own assumption about
+late-visible inserts), so it completes about `overlap_s` after it starts; its events queue after
+the newer live ones of that moment.
 
 Its progress is a per-connection mark in Redis (the floor and the last row routed), so it resumes
 across passes and reader jobs; the mark is removed when the catch-up is done or the connection leaves
@@ -74,9 +77,11 @@ async def admit(services: Services, routes: Sequence[Route], watermark: datetime
             continue
         floor = watermark + _US if seeded else EPOCH
         start = max(route.since, route.changed_at)
+        known = {"floor": floor.isoformat()}
         if seeded and start < floor:
             await _save_mark(services.redis, route.connection_id, floor, (start - _US, EPOCH, "", ""))
-        memory[route.connection_id] = updates[route.connection_id] = {"floor": floor.isoformat()}
+            known["from"] = (start - _US).isoformat()  # where its catch-up reads from
+        memory[route.connection_id] = updates[route.connection_id] = known
     if not seeded:
         updates[SEEDED] = {}
     if updates:
@@ -121,13 +126,24 @@ def _key(row: Row) -> Key:
 
 async def _fan(services: Services, route: Route, routes: Sequence[Route], rows: list[Row]) -> FanOut:
     """The rows routed to `route` only. The other connections of its source to the same destination
-    come first, with their live floors: an event one of them took is not sent there again."""
+    come first: an event one of them took is not sent there again. One took it live when it was
+    stored at or after that one's floor; below, another catch-up takes it when its connection id is
+    the lower (a fixed rule both catch-ups apply, so one of them sends it, whichever runs first)."""
     others = [
         r for r in routes
         if (r.destination_id, r.source_id) == (route.destination_id, route.source_id)
         and r.connection_id != route.connection_id
     ]  # fmt: skip
-    fan = FanOut([*others, replace(route, since=EPOCH)], live=True)  # the page query bounds the rows
+
+    def takes(other: Route, at: datetime) -> bool:
+        if other.connection_id == route.connection_id:
+            return True  # the page query bounds the rows
+        if at >= other.since:
+            return True
+        span = other.catchup
+        return span is not None and other.connection_id < route.connection_id and span[0] <= at < span[1]
+
+    fan = FanOut([*others, route], live=True, takes=takes)
     await fan.add(services, rows)
     mine = [e for e in fan.out.get(route.destination_id, []) if e.connection_id == route.connection_id]
     fan.out.clear()
@@ -171,7 +187,8 @@ async def _save_mark(redis: Any, connection_id: str, floor: datetime, key: Key) 
 
 def _floored(route: Route, known: dict[str, Any]) -> Route:
     floor = _time(known["floor"])
-    return replace(route, since=floor) if floor > route.since else route
+    catchup = (_time(known["from"]), floor) if "from" in known else None
+    return replace(route, since=max(floor, route.since), catchup=catchup)
 
 
 def _time(text: str) -> datetime:

@@ -5,7 +5,7 @@ even when several connections of the same source lead there (the first matching 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,11 +67,15 @@ def inserted_ms(row: Row) -> int:
 class FanOut:
     """Outbound events per destination for rows in stored order, and filtered counts per connection."""
 
-    def __init__(self, routes: Sequence[Route], *, live: bool) -> None:
+    def __init__(
+        self, routes: Sequence[Route], *, live: bool, takes: Callable[[Route, datetime], bool] | None = None
+    ) -> None:
         self.by_source: dict[str, list[Route]] = defaultdict(list)
         for route in routes:
             self.by_source[route.source_id].append(route)
         self.live = live
+        # whether a route takes a row stored at this instant (live: at or after its `since`)
+        self.takes = takes or (lambda route, at: not live or at >= route.since)
         self.needs_consent = any(r.consent_category for r in routes)
         self.out: dict[str, list[OutboundEvent]] = defaultdict(list)
         self.filtered: Counter[str] = Counter()
@@ -87,7 +91,7 @@ class FanOut:
         event: dict[str, Any] | None = None
         reached: set[str] = set()
         for route in self.by_source.get(row["source_id"], ()):
-            if route.destination_id in reached or (self.live and _utc(row["inserted_at"]) < route.since):
+            if route.destination_id in reached or not self.takes(route, _utc(row["inserted_at"])):
                 continue
             event = event or segment_event(row)
             if not matches(route.filter, event):

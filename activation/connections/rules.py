@@ -76,6 +76,8 @@ class Route:
     consent_category: str = ""
     since: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # events stored before are not forwarded live
     changed_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # newest update of the connection or destination
+    # [from, floor) of inserted_at its catch-up covers (activation.connections.catchup), if it had one
+    catchup: tuple[datetime, datetime] | None = None
 
 
 def matches(filter_: dict[str, list[str]], event: dict[str, Any]) -> bool:

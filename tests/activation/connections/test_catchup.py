@@ -172,3 +172,28 @@ async def test_a_catch_up_does_not_resend_what_another_connection_gave_the_same_
         await deliver(fwd, dest)
         assert hook.event_counts == {m: 1 for m in late}  # the catch-up added only the one it missed
         assert (await queue.stats(fwd.redis, connection, dest))["delivered"] == 1
+
+
+async def test_two_connections_catching_up_to_one_destination_send_each_event_once(fwd: Forwarding) -> None:
+    """Each catch-up deferred only to the other's live floor, below which both ranges lie: the events
+    both filters let through were sent twice. Now the lower connection id takes what both would."""
+    async with FakeWebhookReceiver() as hook:
+        dest = await webhook(fwd, hook)
+        await fwd.connect(dest, filter={"events": ["Never Sent"]})
+        assert await forward_once(fwd.services, SLOW_CATCHUP, await routes(fwd)) == 0  # routes remembered
+        in_flight = await routes(fwd)
+        everything = await fwd.connect(dest, created_at=datetime.now(UTC))
+        signups = await fwd.connect(dest, filter={"events": ["Signed Up"]}, created_at=datetime.now(UTC))
+        await asyncio.sleep(0.01)
+        late = fwd.events([{"event": "Signed Up"}, {"event": "Viewed"}, {"event": "Signed Up"}])
+        assert await forward_once(fwd.services, SLOW_CATCHUP, in_flight) == 0  # neither is routed live
+        for _ in range(40):
+            await forward_once(fwd.services, SLOW_CATCHUP, await routes(fwd))
+            if not await fwd.redis.exists(mark_key(everything), mark_key(signups)):
+                break
+            await asyncio.sleep(0.05)
+        await deliver(fwd, dest)
+        assert hook.event_counts == {m: 1 for m in late}
+        first, second = sorted([everything, signups])
+        sent = {c: (await queue.stats(fwd.redis, c, dest))["delivered"] for c in (first, second)}
+        assert sent == ({first: 3, second: 0} if first == everything else {first: 2, second: 1})
