@@ -15,8 +15,11 @@ touched. Where several connections of the source lead to one destination, an eve
 a catch-up leaves what another of them took live (stored at or after its floor) and, where two
 catch-ups overlap, what both would send goes to the lower connection id. The catch-up reads an
 event only once it is `overlap_s` old in the store's clock (the live read's own assumption about
-late-visible inserts), so it completes about `overlap_s` after it starts; its events queue after
-the newer live ones of that moment.
+late-visible inserts), so it completes about `overlap_s` after it starts. Its events still reach
+the destination queue before the connection's live ones: while the catch-up is pending, the live
+pass puts the connection's events on a per-connection held list, which the catch-up appends to the
+destination's queue as it ends. The connection's events keep their stored order (per person too),
+at the cost of holding its first ~`overlap_s` of live events.
 
 Its progress is a per-connection mark in Redis (the floor and the last row routed), so it resumes
 across passes and reader jobs; the mark is removed when the catch-up is done or the connection leaves
@@ -41,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from activation.connections import queue
 from activation.connections.routing import FanOut, Row
 from activation.connections.rules import EVENT_COLUMNS, Route
 from activation.connections.settings import ForwardSettings
@@ -65,6 +69,27 @@ QueueOut = Callable[[FanOut], Awaitable[int]]
 
 def mark_key(connection_id: str) -> str:
     return f"magpie:fwd:catchup:{connection_id}"
+
+
+def held_key(connection_id: str) -> str:
+    """The connection's live events held while its catch-up is pending (oldest first)."""
+    return f"magpie:fwd:held:{connection_id}"
+
+
+async def hold(services: Services, routes: Sequence[Route], fan: FanOut) -> None:
+    """Moves the live events of connections with a pending catch-up from `fan` to their held lists."""
+    pending = {route.connection_id for route, _ in await _marks(services.redis, routes)}
+    if not pending:
+        return
+    for destination_id, events in list(fan.out.items()):
+        kept = [e for e in events if e.connection_id not in pending]
+        for connection_id in sorted({e.connection_id for e in events} & pending):
+            mine = [queue.encode(e) for e in events if e.connection_id == connection_id]
+            await services.redis.rpush(held_key(connection_id), *mine)
+        if kept:
+            fan.out[destination_id] = kept
+        else:
+            del fan.out[destination_id]
 
 
 async def admit(services: Services, routes: Sequence[Route], watermark: datetime) -> list[Route]:
@@ -109,9 +134,19 @@ async def run(services: Services, settings: ForwardSettings, routes: Sequence[Ro
                 await _save_mark(services.redis, route.connection_id, floor, key)
             if len(rows) < settings.page_events:
                 if settled >= floor:  # every event below the floor is visible and routed: done
-                    await services.redis.delete(mark_key(route.connection_id))
+                    queued += await out(await _released(services, route))
+                    await services.redis.delete(mark_key(route.connection_id), held_key(route.connection_id))
                 break
     return queued
+
+
+async def _released(services: Services, route: Route) -> FanOut:
+    """The connection's held live events, to be queued after its catch-up's last page."""
+    fan = FanOut([], live=True)
+    raw = await services.redis.lrange(held_key(route.connection_id), 0, -1)
+    if raw:
+        fan.out[route.destination_id] = [queue.decode(item) for item in raw]
+    return fan
 
 
 async def _page(services: Services, route: Route, upto: datetime, key: Key, n: int) -> list[Row]:
@@ -155,9 +190,10 @@ async def _fan(services: Services, route: Route, routes: Sequence[Route], rows: 
 
 
 async def _leave(redis: Any, gone: list[str]) -> None:
-    """Connections that left the routes: their catch-up ends and they are forgotten."""
+    """Connections that left the routes: their catch-up ends (events held for them are dropped, as
+    a disabled connection gets nothing of its disabled time) and they are forgotten."""
     if gone:
-        await redis.delete(*(mark_key(c) for c in gone))
+        await redis.delete(*(mark_key(c) for c in gone), *(held_key(c) for c in gone))
         await redis.hdel(MEMORY_KEY, *gone)
 
 

@@ -93,6 +93,7 @@ async def _forward_new(
     fresh = await _unseen(services.redis, rows, settings.overlap_s)
     fan = FanOut(routes, live=True)
     await fan.add(services, fresh)
+    await catchup.hold(services, routes, fan)  # queued after their catch-up's events, in stored order
     queued = await _queue(services, settings, fan)
     newest = max(_utc(r["inserted_at"]) for r in rows)
     await services.redis.set(WATERMARK_KEY, newest.isoformat())

@@ -13,7 +13,7 @@ from typing import Any, cast
 from clickhouse_connect.driver.client import Client
 
 from activation.connections import queue
-from activation.connections.catchup import MEMORY_KEY, mark_key
+from activation.connections.catchup import MEMORY_KEY, held_key, mark_key
 from activation.connections.delivery import run_delivery
 from activation.connections.reader import forward_once, run_reader
 from activation.connections.routing import active_routes, routes_changed
@@ -197,3 +197,29 @@ async def test_two_connections_catching_up_to_one_destination_send_each_event_on
         first, second = sorted([everything, signups])
         sent = {c: (await queue.stats(fwd.redis, c, dest))["delivered"] for c in (first, second)}
         assert sent == ({first: 3, second: 0} if first == everything else {first: 2, second: 1})
+
+
+async def test_a_catching_up_connection_gets_its_events_in_stored_order(fwd: Forwarding) -> None:
+    """Before, the live pass queued the connection's newest events at once, ahead of the older ones its
+    catch-up was still waiting to read (overlap_s): a person's events arrived out of order."""
+    async with FakeWebhookReceiver() as hook, FakeWebhookReceiver() as other_hook:
+        other = await webhook(fwd, other_hook)
+        await fwd.connect(other)
+        assert await forward_once(fwd.services, SLOW_CATCHUP, await routes(fwd)) == 0  # routes remembered
+        in_flight = await routes(fwd)
+        dest = await webhook(fwd, hook)
+        connection = await fwd.connect(dest, created_at=datetime.now(UTC))
+        await asyncio.sleep(0.01)
+        person = f"p-{fwd.ns}"
+        late = fwd.events([{"user": person, "event": f"Late {n}"} for n in range(3)])
+        assert await forward_once(fwd.services, SLOW_CATCHUP, in_flight) == 3  # to the other one only
+        live = fwd.events([{"user": person, "event": f"Live {n}"} for n in range(2)])
+        await forward_once(fwd.services, SLOW_CATCHUP, await routes(fwd))  # the catch-up starts
+        assert await fwd.redis.exists(mark_key(connection))
+        assert await queue.length(fwd.redis, dest) == 0  # the live ones wait for the older ones
+        await settle(fwd, SLOW_CATCHUP, connection)
+        await deliver(fwd, dest, other)
+        assert [e["messageId"] for e in hook.events] == late + live
+        assert other_hook.event_counts == {m: 1 for m in late + live}
+        assert not await fwd.redis.exists(held_key(connection))
+        assert (await queue.stats(fwd.redis, connection, dest))["delivered"] == 5
