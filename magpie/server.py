@@ -40,6 +40,7 @@ from activation.privacy.routes import routes as privacy_routes
 from activation.privacy.suppressions import hash_key as suppression_hash_key
 from activation.privacy.wiring import PrivacyWiring
 from activation.profiles_api.documents import DocumentWriter
+from activation.profiles_api.fills import FillLimits
 from activation.profiles_api.routes import routes as profile_routes
 from activation.services import Services
 from activation.sync.context import SyncContext
@@ -77,6 +78,15 @@ class Runtime:
     collector: Collector | None = None
     jobs: JobRunner | None = None
     draining: bool = False
+
+
+def fill_limits(settings: Settings) -> FillLimits:
+    """How a web process reads the Profile API's misses (activation.profiles_api.fills)."""
+    return FillLimits(
+        concurrency=settings.profile_fill_concurrency,
+        max_pending=settings.profile_fill_max_pending,
+        wait_s=settings.profile_fill_wait_ms / 1000,
+    )
 
 
 def clickhouse_target(settings: Settings) -> ClickHouseTarget:
@@ -245,7 +255,7 @@ class App:
             *privacy_routes(services, tokens, self.privacy),
             *connection_routes(services, tokens),
             *crm_routes(services, tokens),
-            *profile_routes(lambda: ch, enqueue_identity, require, cache),
+            *profile_routes(lambda: ch, enqueue_identity, require, cache, fill_limits(self.runtime.settings)),
             *identity_admin.routes(lambda: ch, enqueue_identity, require, status=status, cache=cache),
             *suppressions_api.routes(services, require),
         ]

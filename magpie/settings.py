@@ -49,6 +49,10 @@ class Settings:
     keepalive_timeout_s: int = 5
     max_header_bytes: int = 16384
     rejected_retention_days: int = 30  # MAGPIE_REJECTED_RETENTION_DAYS
+    # Profile API misses (activation.profiles_api.fills.FillLimits), per web process
+    profile_fill_concurrency: int = 4
+    profile_fill_max_pending: int = 16
+    profile_fill_wait_ms: int = 2000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -113,6 +117,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_token=env.get("MAGPIE_ADMIN_TOKEN", ""),
         secret_key=env.get("MAGPIE_SECRET_KEY", ""),
         rejected_retention_days=_int(env, "MAGPIE_REJECTED_RETENTION_DAYS", 30, 1, 3650),
+        profile_fill_concurrency=_int(env, "MAGPIE_PROFILE_FILL_CONCURRENCY", 4, 1, 64),
+        profile_fill_max_pending=_int(env, "MAGPIE_PROFILE_FILL_MAX_PENDING", 16, 1, 10_000),
+        profile_fill_wait_ms=_int(env, "MAGPIE_PROFILE_FILL_WAIT_MS", 2000, 10, 60_000),
         geoip_city_db=_file(env, "MAGPIE_GEOIP_CITY_DB"),
         geoip_asn_db=_file(env, "MAGPIE_GEOIP_ASN_DB"),
         trusted_proxies=_networks(env, "MAGPIE_TRUSTED_PROXIES"),

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from activation.profiles_api.fills import DEFAULT_LIMITS, FillLimits
 from magpie.embedded_redis import EmbeddedRedis
+from magpie.server import fill_limits
 from magpie.settings import ConfigError, load_settings
 from tests.server import ServerProcess
 
@@ -27,11 +29,20 @@ from tests.server import ServerProcess
         ({"MAGPIE_ADMIN_TOKEN": "short"}, "MAGPIE_ADMIN_TOKEN"),
         ({"MAGPIE_GEOIP_CITY_DB": "/nonexistent.mmdb"}, "MAGPIE_GEOIP_CITY_DB"),
         ({"MAGPIE_REDIS_URL": "http://redis"}, "MAGPIE_REDIS_URL"),
+        ({"MAGPIE_PROFILE_FILL_CONCURRENCY": "0"}, "MAGPIE_PROFILE_FILL_CONCURRENCY"),
+        ({"MAGPIE_PROFILE_FILL_WAIT_MS": "soon"}, "MAGPIE_PROFILE_FILL_WAIT_MS"),
     ],
 )
 def test_invalid_configuration_names_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=f"^{variable}: "):
         load_settings(env)
+
+
+def test_the_profile_fill_limits_are_settings() -> None:
+    env = {"MAGPIE_PROFILE_FILL_CONCURRENCY": "2", "MAGPIE_PROFILE_FILL_MAX_PENDING": "5"}
+    limits = fill_limits(load_settings({**env, "MAGPIE_PROFILE_FILL_WAIT_MS": "750"}))
+    assert limits == FillLimits(concurrency=2, max_pending=5, wait_s=0.75)
+    assert fill_limits(load_settings({})) == DEFAULT_LIMITS
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
