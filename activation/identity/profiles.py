@@ -32,30 +32,46 @@ from datetime import datetime, timedelta
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.computed import ComputedTrait, aggregate_sql
+from activation.identity.sessions import KEYS_ALL, SWEEP, Window, counted
 from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, Scope, bounded_scopes, owned
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
 from clickhouse.client import Strings
 from clickhouse.erase import erase
 
-# One pass over the states. Sessions: a span starts a new one where it begins more than 30 minutes
-# after every earlier span ended, i.e. the spans, each extended by 30 minutes, form one connected
-# stretch per session. Counted as a sweep: each span opens at its start and closes 30 minutes after
-# its end (a close sorts after an open at the same instant, so touching stretches join, as "more
-# than" requires); a session begins wherever an open finds nothing open. Points are Int64 (ms * 2,
-# + 1 for a close) so the sort is numeric; arrayFold over the spans cost seconds on long histories.
-_SESSIONS = (
-    "length(arrayFilter((d, n) -> d = 1 AND n = 1, arrayMap(p -> 1 - 2 * (p % 2), arraySort(arrayConcat("
-    "arrayMap(s -> toUnixTimestamp64Milli(s.1) * 2, groupArrayArray(sessions) AS spans),"
-    " arrayMap(s -> (toUnixTimestamp64Milli(s.2) + 1800000) * 2 + 1, spans)))) AS deltas,"
-    " arrayCumSum(deltas)))"
-)
+
+def _bound(name: str, type_: str) -> str:
+    """The value bound for each profile in `sp` (aligned array `name`)."""
+    return f"transform(profile_id, {{sp:Array(String)}}, {{{name}:Array({type_})}}, to{type_}(0))"
+
+
+# Sessions (`activation.identity.sessions`): bound per profile for a scope; swept from every state
+# for a full restitch, which also writes each profile's key so the next ticks count from its row.
+_SCOPED_SESSIONS = {
+    "SESSION_SESSIONS": _bound("sc", "UInt64"),
+    "SESSION_START": f"fromUnixTimestamp64Milli({_bound('ss', 'Int64')}, 'UTC')",
+    "SESSION_END": f"fromUnixTimestamp64Milli({_bound('se', 'Int64')}, 'UTC')",
+    "SESSION_KEY": _bound("sk", "UInt64"),
+    "SESSION_JOIN": "",
+}
+_ALL_SESSIONS = {
+    "SESSION_SESSIONS": "length("
+    + SWEEP.replace(
+        "OPENS", "arrayMap(x -> toUnixTimestamp64Milli(x.1), groupArrayArray(sessions) AS spans)"
+    ).replace("CLOSES", "arrayMap(x -> toUnixTimestamp64Milli(x.2), spans)")
+    + " AS begins)",
+    "SESSION_START": "fromUnixTimestamp64Milli(intDiv(arrayMax(arrayPushBack(begins, 0)), 2), 'UTC')",
+    "SESSION_END": "max(last_seen)",
+    "SESSION_KEY": "any(k.key)",
+    "SESSION_JOIN": f"LEFT JOIN ({KEYS_ALL}) AS k USING (profile_id)",
+}
 _PROFILES = """
 INSERT INTO profiles (profile_id, first_seen, last_seen, event_count, session_count, lifetime_revenue,
-                      is_bot, version, deleted)
-SELECT profile_id, min(first_seen), max(last_seen), sum(events), SESSIONS,
-    sum(revenue), sum(bot_ua_events) * 2 > sum(ua_events), {v:UInt64} + 1, 0
-FROM (STATES) GROUP BY profile_id
+                      is_bot, sessions_start, sessions_end, sessions_key, version, deleted)
+SELECT profile_id, min(first_seen), max(last_seen), sum(events), SESSION_SESSIONS,
+    sum(revenue), sum(bot_ua_events) * 2 > sum(ua_events), SESSION_START, SESSION_END, SESSION_KEY,
+    {v:UInt64} + 1, 0
+FROM (STATES) AS st SESSION_JOIN GROUP BY profile_id
 """
 
 # Imported / CRM records with the profile holding each: for a scope, by primary key from the
@@ -119,14 +135,21 @@ _TOMBSTONES = {
 
 
 def recompute(
-    ch: Client, scope: list[str] | None, version: int, now: datetime, definitions: list[ComputedTrait]
+    ch: Client,
+    scope: list[str] | None,
+    version: int,
+    now: datetime,
+    definitions: list[ComputedTrait],
+    window: Window | None = None,
 ) -> None:
-    """Rebuild traits, computed traits and profile rows for the profiles in scope (None: all)."""
+    """Rebuild traits, computed traits and profile rows for the profiles in scope (None: all).
+    `window`: the stitch tick's events (inserted_at range), from which sessions are counted onto
+    each profile's row (`activation.identity.sessions`); without it they are counted again."""
     if scope is None:
-        _recompute(ch, None, None, version, now, definitions)
+        _recompute(ch, None, None, version, now, definitions, None)
     for start in range(0, len(scope or []), CHUNK):  # each chunk's identifiers bound, within a form field
         for bounded in bounded_scopes(ch, (scope or [])[start : start + CHUNK]):
-            _recompute(ch, bounded.profile_ids, bounded, version, now, definitions)
+            _recompute(ch, bounded.profile_ids, bounded, version, now, definitions, window)
 
 
 def _recompute(
@@ -136,6 +159,7 @@ def _recompute(
     version: int,
     now: datetime,
     definitions: list[ComputedTrait],
+    window: Window | None,
 ) -> None:
     params: dict[str, object] = {"v": version, **({"p": []} if scope is None else scope.params())}
     pairs, days, traits = owned(PAIR_STATES, ids), owned(EVENT_STATES, ids), owned(TRAIT_STATES, ids)
@@ -152,8 +176,20 @@ def _recompute(
         extra = {"name": definition.name, "event": definition.event, "prop": definition.property}
         sql = sql.replace("AGG", aggregate_sql(definition))
         _run(ch, sql, parameters={**params, **extra, "now": now, "since": since})
-    profile_rows = _PROFILES.replace("STATES", pairs).replace("SESSIONS", _SESSIONS)
-    _run(ch, profile_rows, parameters=params)  # last: the profile is complete
+    profile_rows, sessions = _PROFILES, _ALL_SESSIONS
+    if scope is not None:
+        counts = counted(ch, scope, window)
+        sp = sorted(counts)
+        params |= {
+            "sp": Strings(sp),
+            "sc": [counts[p].count for p in sp],
+            "ss": [counts[p].start for p in sp],
+        }
+        params |= {"se": [counts[p].end for p in sp], "sk": [counts[p].key for p in sp]}
+        sessions = _SCOPED_SESSIONS
+    for name, sql in sessions.items():
+        profile_rows = profile_rows.replace(name, sql)
+    _run(ch, profile_rows.replace("STATES", pairs), parameters=params)  # last: the profile is complete
     if has_records:
         pscope = "1" if scope is None else "profile_id IN {p:Array(String)}"
         _run(ch, _RECORD_PROFILES.replace("RECORDS", records).replace("PSCOPE", pscope), parameters=params)

@@ -67,6 +67,15 @@ class Scope:
         pairs = sorted((i.value, p) for i, p in self.members.items() if i.type == type_)
         return [v for v, _ in pairs], [p for _, p in pairs]
 
+    def only(self, profile_ids: list[str]) -> Scope:
+        """The part of this scope that belongs to some of its profiles (an unowned pair follows its
+        anonymous id's profile)."""
+        keep = set(profile_ids)
+        members = {i: p for i, p in self.members.items() if p in keep}
+        anons = {i.value: p for i, p in self.members.items() if i.type == "anonymous_id"}
+        unowned = [(u, a) for u, a in self.unowned if anons.get(a) in keep]
+        return Scope(profile_ids, members, unowned)
+
     def params(self) -> dict[str, object]:
         """Formatted once (clickhouse.client.Strings), bound into each of the chunk's queries."""
         (u, up), (an, ap), (r, rp) = (self.of_type(t) for t in ("user_id", "anonymous_id", "record"))

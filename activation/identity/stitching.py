@@ -94,7 +94,8 @@ def stitch_incremental(
     definitions = store.read_definitions(ch)
     if mark.events.date() != now.date():
         scope |= _windowed_holders(ch, definitions)
-    profiles.recompute(ch, sorted(scope), version, now, definitions)
+    counted_from = (since, now) if since != EPOCH else None  # sessions: from each row and the window
+    profiles.recompute(ch, sorted(scope), version, now, definitions, counted_from)
     _write_watermark(ch, _Watermark(now, links_until, tail, overlap_s))
     report = _report("incremental", links, stitched, written, len(scope), started)
     changed = _changed_ids(old, stitched.mapping)

@@ -30,8 +30,9 @@ from activation.services import of
 JOB = "privacy_export"
 _IDS = "{ids:Array(String)}"
 _SECTIONS = {
-    "profiles": f"SELECT * EXCEPT (version, deleted) FROM profiles FINAL WHERE profile_id IN {PROFILES}"
-    " AND deleted = 0",
+    # the session columns of 0019 are bookkeeping (the latest session's span and an identifier hash)
+    "profiles": "SELECT * EXCEPT (version, deleted, sessions_start, sessions_end, sessions_key)"
+    f" FROM profiles FINAL WHERE profile_id IN {PROFILES} AND deleted = 0",
     "traits": "SELECT profile_id, trait, value, source_id, updated_at FROM profile_traits FINAL"
     f" WHERE profile_id IN {PROFILES} AND deleted = 0 ORDER BY profile_id, trait",
     "computed_traits": "SELECT profile_id, name, value, computed_at FROM profile_computed_traits FINAL"
