@@ -13,9 +13,11 @@ without one — server-side calls, whose only user agent is the HTTP client's (`
 never count either way, so one backend event cannot turn a browser customer into a bot, and a
 profile seen only from servers is not a bot. Individual bot events are still left out of audiences.
 
-Sessions: the states keep the (first, last) span of each session seen per pair; a profile's spans,
-sorted, start a new session where one begins more than 30 minutes after every earlier span ended —
-the same count as walking the profile's events in (timestamp, message_id) order.
+Sessions (`activation.identity.sessions`): a stitch tick counts each profile's sessions from its
+own row (the span of its latest session, migration 0019) and the events of the tick's window, so a
+profile's earlier sessions are not read again; a late event, a merge or unmerge, or a recompute
+outside a tick counts them again from the states, which keep the (first, last) span of each
+session seen per pair. Both give the count of walking the profile's events in time order.
 
 Each recompute writes fresh rows at version `v + 1` for the profiles in scope, then tombstones
 (at version `v`) whatever those profiles held before and no longer have. The `profiles` row is
