@@ -6,7 +6,8 @@ server or cluster are reached the same way, so every process runs one code path 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +19,8 @@ DEFAULT_DATABASE = "magpie"
 _ESCAPES = str.maketrans({c: "\\" + c for c in ("\\", "'", "`", "\t", "\n")})
 # A bound value past a URL's length travels in the request body as a form field (`query`, not
 # `command`), which ClickHouse caps at http_max_field_value_size (128 KiB; it is read while the
-# request is parsed, so a query cannot raise it). Arrays of identifiers are cut to render within this.
+# request is parsed, so a query cannot raise it). Arrays of identifiers are cut to render within this
+# (`fit`: one statement, its arrays bound in parts).
 FIELD_BYTES = 120_000
 
 
@@ -29,17 +31,86 @@ class Strings:
     build cost ~10 ms of the worker's CPU (and GIL) that way. clickhouse-connect sends a value of a
     type it does not know as str(value), verbatim."""
 
-    __slots__ = ("count", "text")
+    __slots__ = ("count", "quoted", "text")
 
     def __init__(self, values: Iterable[str]) -> None:
-        quoted = ["'" + v.translate(_ESCAPES) + "'" for v in values]
-        self.text, self.count = "[" + ", ".join(quoted) + "]", len(quoted)
+        self.quoted = ["'" + v.translate(_ESCAPES) + "'" for v in values]
+        self.text, self.count = "[" + ", ".join(self.quoted) + "]", len(self.quoted)
+
+    def cut(self, max_bytes: int = FIELD_BYTES) -> list[Strings]:
+        """The values in order, in parts that each render within `max_bytes`."""
+        out: list[Strings] = []
+        part: list[str] = []
+        size = 2
+        for quoted in self.quoted:
+            cost = len(quoted.encode()) + 2
+            if part and size + cost > max_bytes:
+                out.append(_quoted(part))
+                part, size = [], 2
+            part.append(quoted)
+            size += cost
+        return [*out, _quoted(part)]
 
     def __str__(self) -> str:
         return self.text
 
     def __len__(self) -> int:
         return self.count
+
+
+def _quoted(quoted: list[str]) -> Strings:
+    strings = Strings(())
+    strings.quoted, strings.text, strings.count = quoted, "[" + ", ".join(quoted) + "]", len(quoted)
+    return strings
+
+
+_PLACEHOLDER = r"\{%s:([^{}]+)\}"
+
+
+def fit(sql: str, params: dict[str, object], max_bytes: int = FIELD_BYTES) -> tuple[str, dict[str, object]]:
+    """The statement with each bound array that would not fit a form field (`FIELD_BYTES`) bound as
+    several parts, joined back in SQL (`arrayConcat` of the parts: `IN` and `transform` take it as
+    they take the array, and the primary key is still used). Arrays of `Strings` and lists of
+    string tuples (pairs) are cut; everything else is left as it is. A profile holding more
+    identifiers than one field carries (up to max_profile_identifiers of up to 256 characters)
+    is then still one statement."""
+    out = dict(params)
+    for name, value in params.items():
+        if isinstance(value, Strings) and len(value.text) > max_bytes:
+            pieces: list[object] = list(value.cut(max_bytes))
+        elif isinstance(value, list) and value and isinstance(value[0], tuple):
+            pieces = list(_tuple_parts(value, max_bytes))
+            if len(pieces) < 2:
+                continue
+        else:
+            continue
+        names = [f"{name}__{i}" for i in range(len(pieces))]
+        sql = re.sub(_PLACEHOLDER % re.escape(name), _joined(names), sql)
+        del out[name]
+        out.update(zip(names, pieces, strict=True))
+    return sql, out
+
+
+def _joined(names: list[str]) -> Callable[[re.Match[str]], str]:
+    """The replacement of `{name:Type}`: the parts' placeholders, concatenated."""
+
+    def joined(match: re.Match[str]) -> str:
+        return "arrayConcat(" + ", ".join(f"{{{n}:{match.group(1)}}}" for n in names) + ")"
+
+    return joined
+
+
+def _tuple_parts(values: list[object], max_bytes: int) -> Iterator[list[object]]:
+    part: list[object] = []
+    size = 2
+    for value in values:
+        cost = len(str(value).encode()) + 2
+        if part and size + cost > max_bytes:
+            yield part
+            part, size = [], 2
+        part.append(value)
+        size += cost
+    yield part
 
 
 def parts(values: list[str], max_bytes: int = FIELD_BYTES) -> Iterator[list[str]]:

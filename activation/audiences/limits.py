@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.client import fit
+
 MAX_DEPTH: Final = 16
 MAX_CONDITIONS: Final = 64
 MAX_IN_VALUES: Final = 1000
@@ -55,4 +57,5 @@ def select(ch: Client, sql: str, params: dict[str, Any]) -> list[Any]:
     """Rows of a read-only, limited SELECT."""
     if not sql.lstrip().upper().startswith("SELECT "):
         raise ValueError("read settings are for SELECT statements only")
-    return list(ch.query(sql, parameters=params, settings=READ_SETTINGS).result_rows)
+    sql, bound = fit(sql, params)  # a profile's many identifiers bound in parts
+    return list(ch.query(sql, parameters=bound, settings=READ_SETTINGS).result_rows)

@@ -38,7 +38,7 @@ from activation.identity.sessions import KEYS_ALL, SWEEP, Window, counted
 from activation.identity.states import EVENT_STATES, PAIR_STATES, TRAIT_STATES, Scope, bounded_scopes, owned
 from activation.privacy.person import PROFILES
 from activation.privacy.person import Person as PrivacyPerson
-from clickhouse.client import Strings
+from clickhouse.client import Strings, fit
 from clickhouse.erase import erase
 
 
@@ -210,8 +210,10 @@ def _tombstone(ch: Client, table: str, cols: str, scope: list[str] | None, versi
 
 def _run(ch: Client, sql: str, parameters: dict[str, object]) -> None:
     """A statement whose parameters may be large (a scope's identifiers): `query` sends them in the
-    request body when they would not fit a URL, which `command` does not."""
-    ch.query(sql, parameters=parameters)
+    request body when they would not fit a URL, which `command` does not; an array that would not
+    fit a form field either is bound in parts (`clickhouse.client.fit`)."""
+    sql, bound = fit(sql, parameters)
+    ch.query(sql, parameters=bound)
 
 
 def forget(ch: Client, person: PrivacyPerson) -> dict[str, int]:

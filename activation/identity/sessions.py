@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from activation.identity.resolve import resolved_in_scope
 from activation.identity.states import PAIR_STATES, Scope, owned
+from clickhouse.client import fit
 
 GAP_MS = 1_800_000  # more than 30 minutes between two events starts a new session
 
@@ -118,14 +120,14 @@ FROM (
 def counted(ch: Client, scope: Scope, window: Window | None) -> dict[str, Sessions]:
     """The sessions of each profile of the scope that has events (module docstring)."""
     params = scope.params()
-    keys = {str(p): int(k) for p, k in ch.query(_KEYS, parameters=params).result_rows}
+    keys = {str(p): int(k) for p, k in _query(ch, _KEYS, params).result_rows}
     spans: dict[str, list[tuple[int, int]]] = {}
     seals: dict[str, Sessions] = {}
     if window is not None:
         bounds = {"since": window[0], "until": window[1]}
-        for pid, starts, ends in ch.query(_WINDOW, parameters={**params, **bounds}).result_rows:
+        for pid, starts, ends in _query(ch, _WINDOW, {**params, **bounds}).result_rows:
             spans[str(pid)] = list(zip(starts, ends, strict=True))
-        for pid, count, start, end, key in ch.query(_SEALS, parameters=params).result_rows:
+        for pid, count, start, end, key in _query(ch, _SEALS, params).result_rows:
             seals[str(pid)] = Sessions(int(count), int(start), int(end), int(key))
     out: dict[str, Sessions] = {}
     again: list[str] = []
@@ -143,6 +145,12 @@ def counted(ch: Client, scope: Scope, window: Window | None) -> dict[str, Sessio
     if again:
         out |= recounted(ch, scope.only(again), {p: spans[p] for p in again if p in spans}, keys)
     return out
+
+
+def _query(ch: Client, sql: str, params: dict[str, object]) -> Any:
+    """A read with the scope's arrays bound, each cut to fit a form field (`clickhouse.client.fit`)."""
+    sql, bound = fit(sql, params)
+    return ch.query(sql, parameters=bound)
 
 
 def sealed(seal: Sessions, spans: list[tuple[int, int]]) -> Sessions:
@@ -167,7 +175,7 @@ def recounted(
         "we": [[e for _, e in spans[p]] for p in ids],
     }
     sql = _RECOUNT.replace("PAIRS", owned(PAIR_STATES, scope.profile_ids))
-    rows = ch.query(sql, parameters={**scope.params(), **window}).result_rows
+    rows = _query(ch, sql, {**scope.params(), **window}).result_rows
     return {
         str(pid): Sessions(int(count), int(start), int(end), keys.get(str(pid), 0))
         for pid, count, start, end in rows

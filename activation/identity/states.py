@@ -92,7 +92,7 @@ def scope_of(ch: Client, profile_ids: list[str]) -> Scope:
 def bounded_scopes(ch: Client, profile_ids: list[str]) -> Iterator[Scope]:
     """The profiles' scopes, halved until each bound array renders within FIELD_BYTES (a profile
     can hold many identifiers): one scope when they fit, the usual case. A single profile is not
-    cut, whatever it holds (max_profile_identifiers bounds it)."""
+    cut; arrays it alone overflows are bound in parts by the queries (`clickhouse.client.fit`)."""
     scope = scope_of(ch, profile_ids)
     if len(profile_ids) > 1 and largest(scope.params()) > FIELD_BYTES:
         half = len(profile_ids) // 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 from clickhouse_connect.driver.binding import format_bind_value
 from clickhouse_connect.driver.client import Client
 
-from clickhouse.client import Strings
+from clickhouse.client import Strings, fit
 
 AWKWARD = [
     "",
@@ -39,3 +39,20 @@ def test_clickhouse_reads_back_every_string_as_sent(ch: Client) -> None:
         parameters={"a": Strings(AWKWARD)},
     ).result_rows
     assert found == [(1,)]
+
+
+def test_arrays_past_a_form_field_are_bound_in_parts_with_the_same_result(ch: Client) -> None:
+    values = [f"v{n:05d}-{chr(39) if n % 7 == 0 else ''}" for n in range(3000)]
+    pairs = [(v, str(n)) for n, v in enumerate(values)]
+    sql = (
+        "SELECT count(), sum(length(transform(x, {s:Array(String)}, {s:Array(String)}, ''))),"
+        " countIf((x, toString(n)) IN {t:Array(Tuple(String, String))})"
+        " FROM (SELECT arrayJoin({s:Array(String)}) AS x, indexOf({s:Array(String)}, x) - 1 AS n)"
+    )
+    params: dict[str, object] = {"s": Strings(values), "t": pairs}
+    whole = ch.query(sql, parameters=params).result_rows
+    cut_sql, cut = fit(sql, params, max_bytes=4_000)
+    assert set(cut) >= {"s__0", "s__1", "t__0", "t__1"} and "s" not in cut and "t" not in cut
+    assert all(len(str(v)) <= 4_000 for v in cut.values())
+    assert ch.query(cut_sql, parameters=cut).result_rows == whole == [(3000, sum(map(len, values)), 3000)]
+    assert fit(sql, params) == (sql, params)  # within the limit: unchanged

@@ -231,3 +231,25 @@ def test_a_recompute_binds_each_array_within_a_form_field(world: World) -> None:
     assert max(bound) <= FIELD_BYTES, max(bound)
     # the anonymous ids of the three together were bound, cut: one array could not hold them
     assert sum(size for size in bound if size > 40_000) > FIELD_BYTES
+
+
+def test_one_profile_with_more_identifiers_than_a_form_field_holds_is_bound_in_parts(world: World) -> None:
+    # one person with 900 browsers of long anonymous ids (~190 KB rendered): no cut of the scope can
+    # help, so each array past the limit is bound as parts joined in SQL (clickhouse.client.fit)
+    anons = [f"a-{n:04d}-{'x' * 190}" for n in range(900)]
+    world.insert(*(world.event("track", 1 + n * 60, user="u1", anon=a) for n, a in enumerate(anons)))
+    recording = Recording(world.ch)
+    stitch_incremental(recording, datetime.now(UTC))  # type: ignore[arg-type]
+    owner = world.profile_of("user_id", world.id("u1"))
+    assert {world.profile_of("anonymous_id", world.id(a)) for a in anons} == {owner}
+    assert _event_count(world.ch, owner) == 900
+    sql = "SELECT session_count FROM profiles FINAL WHERE profile_id = {p:String} AND deleted = 0"
+    assert world.ch.query(sql, parameters={"p": owner}).result_rows[0][0] == 1  # a minute apart: one
+    bound = [
+        len(str(v).encode())
+        for _, params in recording.read
+        for v in params.values()
+        if isinstance(v, Strings)
+    ]
+    assert max(bound) <= FIELD_BYTES, max(bound)
+    assert any("arrayConcat({an__0:Array(String)}" in sql for sql, _ in recording.read)
