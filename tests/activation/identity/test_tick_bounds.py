@@ -212,6 +212,16 @@ def test_a_known_identifier_seen_alone_seeds_no_component_walk(world: World) -> 
     assert world.profile_of("anonymous_id", world.id("a1")) == profile
 
 
+def _bound_sizes(recording: Recording) -> list[int]:
+    """The rendered size of every identifier array the recorded reads bound."""
+    return [
+        len(str(v).encode())
+        for _, params in recording.read
+        for v in params.values()
+        if isinstance(v, Strings)
+    ]
+
+
 def test_a_recompute_binds_each_array_within_a_form_field(world: World) -> None:
     # three people with 900 browsers each: their anonymous ids (~58 KB rendered each) exceed
     # ClickHouse's 128 KiB form-field limit together, so the chunk is cut; results are unchanged
@@ -222,12 +232,7 @@ def test_a_recompute_binds_each_array_within_a_form_field(world: World) -> None:
     owners = {world.profile_of("user_id", world.id(u)) for u in people}
     assert len(owners) == 3 and owners <= report.changed_profiles
     assert all(_event_count(world.ch, p) == 900 for p in owners)
-    bound = [
-        len(str(v).encode())
-        for _, params in recording.read
-        for v in params.values()
-        if isinstance(v, Strings)
-    ]
+    bound = _bound_sizes(recording)
     assert max(bound) <= FIELD_BYTES, max(bound)
     # the anonymous ids of the three together were bound, cut: one array could not hold them
     assert sum(size for size in bound if size > 40_000) > FIELD_BYTES
@@ -245,11 +250,6 @@ def test_one_profile_with_more_identifiers_than_a_form_field_holds_is_bound_in_p
     assert _event_count(world.ch, owner) == 900
     sql = "SELECT session_count FROM profiles FINAL WHERE profile_id = {p:String} AND deleted = 0"
     assert world.ch.query(sql, parameters={"p": owner}).result_rows[0][0] == 1  # a minute apart: one
-    bound = [
-        len(str(v).encode())
-        for _, params in recording.read
-        for v in params.values()
-        if isinstance(v, Strings)
-    ]
+    bound = _bound_sizes(recording)
     assert max(bound) <= FIELD_BYTES, max(bound)
     assert any("arrayConcat({an__0:Array(String)}" in sql for sql, _ in recording.read)
