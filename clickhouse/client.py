@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import clickhouse_connect
+from clickhouse_connect.driver.binding import format_bind_value
 from clickhouse_connect.driver.client import Client
 
 DEFAULT_DATABASE = "magpie"
@@ -100,11 +101,19 @@ def _joined(names: list[str]) -> Callable[[re.Match[str]], str]:
     return joined
 
 
+def rendered_size(value: object) -> int:
+    """The bytes a bound value takes in the request, as clickhouse-connect renders an element of an
+    array parameter (strings quoted and escaped: a value of quotes renders at twice its length)."""
+    if isinstance(value, Strings):
+        return len(value.text.encode())
+    return len(format_bind_value(value, top_level=False).encode())
+
+
 def _tuple_parts(values: list[object], max_bytes: int) -> Iterator[list[object]]:
     part: list[object] = []
     size = 2
     for value in values:
-        cost = len(str(value).encode()) + 2
+        cost = rendered_size(value) + 2
         if part and size + cost > max_bytes:
             yield part
             part, size = [], 2
@@ -118,7 +127,7 @@ def parts(values: list[str], max_bytes: int = FIELD_BYTES) -> Iterator[list[str]
     part: list[str] = []
     size = 2  # the brackets
     for value in values:
-        cost = len(value.encode()) + value.count("'") + value.count("\\") + 4  # quotes, escapes, ", "
+        cost = len(value.translate(_ESCAPES).encode()) + 4  # quotes, escapes, ", "
         if part and size + cost > max_bytes:
             yield part
             part, size = [], 2

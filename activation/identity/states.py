@@ -25,7 +25,7 @@ from activation.identity.resolve import resolved, resolved_in_scope
 from activation.identity.store import read_mapping, read_members, read_setting, write_setting
 from activation.privacy.person import VALUES
 from activation.privacy.person import Person as PrivacyPerson
-from clickhouse.client import FIELD_BYTES, Strings, parts
+from clickhouse.client import FIELD_BYTES, Strings, parts, rendered_size
 from clickhouse.erase import erase
 
 EVENT_STATES = "profile_event_states"
@@ -103,11 +103,8 @@ def bounded_scopes(ch: Client, profile_ids: list[str]) -> Iterator[Scope]:
 
 
 def largest(params: dict[str, object]) -> int:
-    """The longest rendering among bound values (a list of pairs: estimated)."""
-    sizes = [len(str(v).encode()) if isinstance(v, Strings) else 0 for v in params.values()]
-    pairs = params.get("xp")
-    if isinstance(pairs, list):
-        sizes.append(sum(len(u.encode()) + len(a.encode()) + 10 for u, a in pairs))
+    """The longest rendering among bound arrays (identifiers and pairs), as they are sent."""
+    sizes = [rendered_size(v) for v in params.values() if isinstance(v, (Strings, list))]
     return max(sizes, default=0)
 
 

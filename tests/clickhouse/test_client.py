@@ -6,7 +6,7 @@ from __future__ import annotations
 from clickhouse_connect.driver.binding import format_bind_value
 from clickhouse_connect.driver.client import Client
 
-from clickhouse.client import Strings, fit
+from clickhouse.client import Strings, fit, parts, rendered_size
 
 AWKWARD = [
     "",
@@ -53,6 +53,20 @@ def test_arrays_past_a_form_field_are_bound_in_parts_with_the_same_result(ch: Cl
     whole = ch.query(sql, parameters=params).result_rows
     cut_sql, cut = fit(sql, params, max_bytes=4_000)
     assert set(cut) >= {"s__0", "s__1", "t__0", "t__1"} and "s" not in cut and "t" not in cut
-    assert all(len(str(v)) <= 4_000 for v in cut.values())
+    assert all(rendered_size(v) <= 4_000 for v in cut.values())
     assert ch.query(cut_sql, parameters=cut).result_rows == whole == [(3000, sum(map(len, values)), 3000)]
     assert fit(sql, params) == (sql, params)  # within the limit: unchanged
+
+
+def test_parts_are_measured_as_sent_hostile_quotes_render_at_twice_their_length() -> None:
+    # identifiers come from the public write key: a value of quotes or backticks renders at twice its
+    # length, which Python's repr (double-quoted, nothing escaped) would not show
+    hostile = ["'" * 250 + f"{n}" for n in range(40)] + ["`" * 200 + f"{n}" for n in range(10)]
+    pairs = [(v, v) for v in hostile]
+    assert rendered_size(pairs) == len(format_bind_value(pairs, top_level=False).encode())
+    assert rendered_size(pairs) > 1.8 * len(str(pairs))
+    _, cut = fit("SELECT {t:Array(Tuple(String, String))}", {"t": pairs}, max_bytes=4_000)
+    assert len(cut) > 1 and all(rendered_size(v) <= 4_000 for v in cut.values())
+    assert [p for k in sorted(cut, key=lambda k: int(k.split("__")[1])) for p in cut[k]] == pairs  # type: ignore[attr-defined]
+    for part in parts(hostile, max_bytes=4_000):
+        assert len(format_bind_value(part).encode()) <= 4_000
